@@ -1,0 +1,146 @@
+# -*- coding: utf-8 -*-
+# Copyright: baremetal.fleet contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Provider-neutral view of a reboot-loop machine pool.
+
+Modules and the inventory plugin speak only to this interface; one file per
+backend (``plunder.py``, ``metal.py``) implements it over HTTP.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import re
+
+# Lifecycle states, the same words for every backend.
+UNLEASED = "unleased"        # in the reboot loop, free to lease
+LEASED = "leased"            # leased, OS not yet being written
+INSTALLING = "installing"    # OS being written / booting
+PROVISIONED = "provisioned"  # OS up and reachable
+WIPING = "wiping"            # disks being wiped, on its way back to the loop
+UNKNOWN = "unknown"
+STATES = (UNLEASED, LEASED, INSTALLING, PROVISIONED, WIPING, UNKNOWN)
+
+# Ownership mark put on every lease this collection makes.
+OWNER_TAG = "fleet.baremetal.io/owner=ansible"
+
+_MAC_RE = re.compile(r"^[0-9a-f]{2}([:-][0-9a-f]{2}){5}$", re.IGNORECASE)
+
+
+class PoolError(Exception):
+    """The one exception type plugins turn into ``fail_json`` / ``AnsibleError``."""
+
+    def __init__(self, msg, machine=None, url=None, status=None, server_error=None):
+        super(PoolError, self).__init__(msg)
+        self.msg = msg
+        self.machine = machine
+        self.url = url
+        self.status = status
+        self.server_error = server_error
+
+    def __str__(self):
+        parts = [self.msg]
+        if self.machine:
+            parts.append("machine %s" % self.machine)
+        if self.server_error:
+            parts.append("server said: %s" % self.server_error)
+        if self.url:
+            parts.append("url %s" % self.url)
+        return "; ".join(parts)
+
+    def to_fail_kwargs(self):
+        out = {"msg": str(self)}
+        for key in ("machine", "url", "status", "server_error"):
+            value = getattr(self, key)
+            if value is not None:
+                out[key] = value
+        return out
+
+
+class PoolConnectionError(PoolError):
+    """Server unreachable, TLS failure, timeout: transient or configuration."""
+
+
+class PoolAuthError(PoolError):
+    """401/403 or a rejected HMAC/token."""
+
+
+class PoolNotFound(PoolError):
+    """A machine, lease or object the caller named does not exist."""
+
+
+class PoolConflict(PoolError):
+    """The pool cannot satisfy the request (taken, too few machines, placement)."""
+
+
+def normalize_mac(value):
+    """Return a MAC as lower-case colon form or raise PoolError."""
+    if not isinstance(value, str) or not _MAC_RE.match(value.strip()):
+        raise PoolError("invalid MAC address %r (expected six hex pairs such as 52:54:00:12:34:56)" % (value,))
+    return value.strip().lower().replace("-", ":")
+
+
+class Machine:
+    """One machine as every backend reports it."""
+
+    __slots__ = (
+        "id", "mac", "provider", "state", "vendor", "size", "partition", "rack",
+        "labels", "last_seen", "lease_name", "hostname", "address", "image", "owned",
+        "last_event",
+    )
+
+    def __init__(self, id, mac, provider, state=UNKNOWN, vendor="", size="", partition="",
+                 rack="", labels=None, last_seen=None, lease_name=None, hostname=None,
+                 address=None, image=None, owned=False, last_event=None):
+        self.id = id
+        self.mac = mac
+        self.provider = provider
+        self.state = state
+        self.vendor = vendor or ""
+        self.size = size or ""
+        self.partition = partition or ""
+        self.rack = rack or ""
+        self.labels = dict(labels or {})
+        self.last_seen = last_seen
+        self.lease_name = lease_name
+        self.hostname = hostname
+        self.address = address
+        self.image = image
+        self.owned = owned
+        self.last_event = last_event
+
+    @property
+    def provider_id(self):
+        """``plunder://<mac>`` or ``metal://<id>``, as cluster-api providers spell it."""
+        if self.provider == "plunder":
+            return "plunder://%s" % self.mac
+        return "%s://%s" % (self.provider, self.id)
+
+    @property
+    def leased(self):
+        return self.state not in (UNLEASED, UNKNOWN) or self.lease_name is not None
+
+    def to_dict(self):
+        out = dict((key, getattr(self, key)) for key in self.__slots__)
+        out["provider_id"] = self.provider_id
+        return out
+
+    def __repr__(self):
+        return "Machine(%s %s %s)" % (self.provider, self.id, self.state)
+
+
+class Provider:
+    """What every backend implements. Methods raise PoolError subclasses only."""
+
+    name = None
+
+    def list_machines(self, status="all", filters=None):
+        """Return [Machine]. ``status``: unleased | leased | all. ``filters``: dict of
+        size, partition, vendor, rack, labels (dict), lease_name, mac, id — pushed to the
+        server where its API can filter."""
+        raise NotImplementedError
+
+    def get_machine(self, ref):
+        """Return one Machine by id or MAC, or raise PoolNotFound."""
+        raise NotImplementedError

@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# One-time (and re-runnable) set-up of a fresh Debian 12 machine for baremetal.fleet:
+# system packages with apt-get, Python packages into .venv inside the checkout.
+# Safe to run twice: apt-get and pip skip what is already there.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+
+# System packages: the lab's VMs (libvirt, QEMU, iPXE, dnsmasq), image building
+# (debootstrap, extlinux, busybox) and the usual build tools for libvirt-python.
+APT_PACKAGES=(
+  git ca-certificates openssh-client iproute2 procps
+  gcc pkg-config python3-dev python3-venv
+)
+if [ -f "$ROOT/lab/apt-packages.txt" ]; then
+  while read -r pkg; do
+    case "$pkg" in ""|\#*) ;; *) APT_PACKAGES+=("$pkg") ;; esac
+  done < "$ROOT/lab/apt-packages.txt"
+fi
+missing=()
+for pkg in "${APT_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  echo "setup: apt-get install ${missing[*]}"
+  $SUDO apt-get update -q
+  # policy-rc.d keeps Debian from starting daemons at install time (no systemd here).
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+
+PY="${PYTHON:-python3}"
+if [ ! -x .venv/bin/python ]; then
+  echo "setup: creating .venv"
+  "$PY" -m venv .venv
+fi
+stamp=.venv/.fleet-installed
+want="$(cat pyproject.toml | sha256sum | cut -c1-16)"
+if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
+  echo "setup: pip install -e .[test]"
+  .venv/bin/pip install -q --upgrade pip
+  extras="test"
+  if pkg-config --exists libvirt 2>/dev/null; then extras="test,libvirt"; fi
+  .venv/bin/pip install -q -e ".[$extras]"
+  echo "$want" > "$stamp"
+fi
+echo "setup: ready ($(.venv/bin/ansible --version | head -1))"
