@@ -14,3 +14,34 @@ if not os.path.islink(link):
 if COLLECTIONS not in sys.path:
     sys.path.insert(0, COLLECTIONS)
 os.environ.setdefault("ANSIBLE_COLLECTIONS_PATH", COLLECTIONS)
+
+import pytest  # noqa: E402
+
+
+def _lab_server(tmp_path_factory, name, **kwargs):
+    from fleetlab.testing import LabServer  # the lab package, installed by `pip install -e .`
+
+    return LabServer(state_dir=str(tmp_path_factory.mktemp(name)), **kwargs)
+
+
+@pytest.fixture(scope="session")
+def lab(tmp_path_factory):
+    """One sim lab (both faces) shared by a test session. Tests that change the pool
+    must lease under unique names and give back what they took."""
+    server = _lab_server(tmp_path_factory, "lab", machines=200)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def fresh_lab(tmp_path_factory):
+    """A private sim lab for tests that need a known, untouched pool."""
+    server = _lab_server(tmp_path_factory, "freshlab", machines=24)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
