@@ -9,7 +9,7 @@ export PATH="$ROOT/.venv/bin:$PATH"
 # The collection is found from the checkout itself (no Galaxy server needed).
 mkdir -p build/collections/ansible_collections/baremetal
 ln -sfn "$ROOT" build/collections/ansible_collections/baremetal/fleet
-export ANSIBLE_COLLECTIONS_PATH="$ROOT/build/collections:$ROOT/.venv/lib/python3.11/site-packages"
+export ANSIBLE_COLLECTIONS_PATH="$ROOT/build/collections:$(python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
 
 step() { printf '\n==== %s ====\n' "$*"; }
 started=$(date +%s)
