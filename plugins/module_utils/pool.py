@@ -87,12 +87,12 @@ class Machine:
     __slots__ = (
         "id", "mac", "provider", "state", "vendor", "size", "partition", "rack",
         "labels", "last_seen", "lease_name", "hostname", "address", "image", "owned",
-        "last_event",
+        "last_event", "lease",
     )
 
     def __init__(self, id, mac, provider, state=UNKNOWN, vendor="", size="", partition="",
                  rack="", labels=None, last_seen=None, lease_name=None, hostname=None,
-                 address=None, image=None, owned=False, last_event=None):
+                 address=None, image=None, owned=False, last_event=None, lease=None):
         self.id = id
         self.mac = mac
         self.provider = provider
@@ -109,6 +109,7 @@ class Machine:
         self.image = image
         self.owned = owned
         self.last_event = last_event
+        self.lease = lease  # the lease (group) name; ``lease_name`` is this machine's own name
 
     @property
     def provider_id(self):
@@ -144,3 +145,68 @@ class Provider:
     def get_machine(self, ref):
         """Return one Machine by id or MAC, or raise PoolNotFound."""
         raise NotImplementedError
+
+    # Writes. ``member`` is the machine's lease name (e.g. ``demo-1``), ``lease`` the
+    # lease it belongs to (``demo``). Each returns the Machine as the server then shows it.
+    def lease_machine(self, machine, lease, member, hostname, address=None, image=None, options=None):
+        """Lease one unleased machine under ``member`` and start its OS install."""
+        raise NotImplementedError
+
+    def release_machine(self, machine):
+        """Give a leased machine back, without wiping where the backend allows it."""
+        raise NotImplementedError
+
+    def wipe_machine(self, machine):
+        """Start wiping a leased machine; it returns to the reboot loop afterwards."""
+        raise NotImplementedError
+
+    def reinstall_machine(self, machine, image=None):
+        """Write the OS again on a leased machine."""
+        raise NotImplementedError
+
+    def probe_machine(self, machine):
+        """Return (state, detail): PROVISIONED once the OS is up and reachable."""
+        raise NotImplementedError
+
+    def lease_members(self, lease, pattern=None):
+        """Machines leased under ``lease`` (owned by this collection)."""
+        raise NotImplementedError
+
+    def is_owned(self, machine, lease=None):
+        """True when the machine carries this collection's ownership mark."""
+        return bool(machine.owned)
+
+
+def filter_machines(machines, filters):
+    """Client-side filters shared by both backends: size, partition, vendor (substring,
+    any case), rack, labels (dict, all must match), lease_name, lease, mac, id, state.
+    A list value means any of."""
+    if not filters:
+        return list(machines)
+    return [m for m in machines if _matches(m, filters)]
+
+
+def _matches(machine, filters):
+    for key, want in filters.items():
+        if want is None or want == "" or want == [] or want == {}:
+            continue
+        if key == "labels":
+            for lkey, lval in want.items():
+                if machine.labels.get(lkey) != str(lval):
+                    return False
+            continue
+        if key == "mac":
+            wanted = [want] if isinstance(want, str) else list(want)
+            if machine.mac not in [normalize_mac(w) for w in wanted]:
+                return False
+            continue
+        have = getattr(machine, key, None)
+        if isinstance(want, (list, tuple, set)):
+            if have not in want:
+                return False
+        elif key == "vendor":
+            if str(want).lower() not in (have or "").lower():
+                return False
+        elif have != want:
+            return False
+    return True
