@@ -270,3 +270,104 @@ class MetalProvider(Provider):
                 raise PoolNotFound("no machine with MAC %s on metal-api" % mac, machine=mac, url=self.client.url)
             return machine_from_response(found[0])
         return machine_from_response(self.client.get_machine(ref))
+
+    # --- writes ---------------------------------------------------------------------------
+    def lease_members(self, lease, names=None, template=None, project=None):
+        query = {"tags": [LEASE_TAG_PREFIX + lease]}
+        if project:
+            query["allocation_project"] = project
+        found = [machine_from_response(mr) for mr in self.client.find_machines(query)]
+        seen = set(m.id for m in found)
+        for name in names or ():
+            extra = {"allocation_name": name}
+            if project:
+                extra["allocation_project"] = project
+            for mr in self.client.find_machines(extra):
+                machine = machine_from_response(mr)
+                if machine.id not in seen and machine.owned:
+                    found.append(machine)
+                    seen.add(machine.id)
+        return [m for m in found if m.lease_name]
+
+    def used_addresses(self):
+        return set()
+
+    def check_image(self, image):
+        if not image:
+            raise PoolError("provider metal needs image (the OS image id for the allocation, e.g. debian-12)")
+        return image
+
+    def private_network(self, project, partition):
+        """The project's private network in the partition (what metalctl's mini-lab flow uses)."""
+        nets = self.client.find_networks({"projectid": project, "partitionid": partition})
+        private = [n for n in nets if not n.get("privatesuper") and not n.get("underlay")
+                   and not n.get("shared")] or [n for n in nets if not n.get("privatesuper") and not n.get("underlay")]
+        if not private:
+            raise PoolError("project %s has no private network in partition %s: allocate one "
+                            "(metalctl network allocate) or pass networks" % (project, partition))
+        return private[0]["id"]
+
+    def lease_machine(self, machine, lease, member, hostname, address=None, image=None, options=None):
+        options = options or {}
+        project = options.get("project")
+        if not project:
+            raise PoolError("provider metal needs project (the project the machines are allocated to)")
+        networks = options.get("networks") or []
+        if not networks:
+            networks = [self.private_network(project, machine.partition)]
+        request = {
+            "uuid": machine.id,
+            "name": member,
+            "hostname": hostname,
+            "description": "leased by baremetal.fleet as %s of lease %s" % (member, lease),
+            "projectid": project,
+            "partitionid": machine.partition,
+            "sizeid": machine.size,
+            "imageid": self.check_image(image),
+            "ssh_pub_keys": list(options.get("ssh_public_keys") or []),
+            "networks": [{"networkid": n, "autoacquire": True} for n in networks],
+            "tags": [OWNER_TAG, LEASE_TAG_PREFIX + lease] + list(options.get("tags") or []),
+        }
+        if address:
+            request["ips"] = [address]
+        if options.get("user_data"):
+            request["user_data"] = options["user_data"]
+
+        def verify():
+            found = self.client.find_machines({"allocation_name": member, "allocation_project": project})
+            for mr in found:
+                if mr.get("id") == machine.id:
+                    return _Done(mr)
+            current = self.client.get_machine(machine.id)
+            if current.get("allocation") is not None:
+                raise PoolConflict("machine %s was allocated by someone else" % machine.id, machine=machine.id)
+            return None
+
+        return machine_from_response(self.client.allocate(request, verify=verify))
+
+    def release_machine(self, machine):
+        """metal-api has no release without wipe: free reclaims (wipes) the machine."""
+        current = self.client.get_machine(machine.id)
+        if current.get("allocation") is None:
+            return False
+        self.client.free(machine.id)
+        return True
+
+    def wipe_machine(self, machine, force=False):
+        return self.release_machine(machine)
+
+    def reinstall_machine(self, machine, image=None):
+        self.client.reinstall(machine.id, image or machine.image)
+        return True
+
+    def probe_machine(self, machine):
+        current = machine_from_response(self.client.get_machine(machine.id))
+        detail = current.last_event or ""
+        return current.state, detail
+
+    def back_in_loop(self, machine):
+        current = machine_from_response(self.client.get_machine(machine.id))
+        return current.state == pool.UNLEASED
+
+    def is_owned(self, machine, lease=None, template=None):
+        return bool(machine.owned) and (lease is None or machine.lease in (None, lease))

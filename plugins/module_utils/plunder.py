@@ -298,12 +298,8 @@ def member_parts(hostname):
     return match.group("lease"), int(match.group("index"))
 
 
-class PlunderProvider(Provider):
-    """The reboot-loop pool as one plunder server sees it.
-
-    plunder stores only MAC and last-seen time for unleased machines; a lease is a
-    deployment whose ``config.hostname`` is the member name the collection gave it.
-    """
+class _PlunderReader(Provider):
+    """Reads: the unleased list and the deployments."""
 
     name = "plunder"
 
@@ -407,3 +403,157 @@ def parse_time(value):
         digits = zone[1:].replace(":", "")
         stamp -= sign * (int(digits[:2]) * 3600 + int(digits[2:]) * 60)
     return stamp
+
+
+def template_regex(template, lease):
+    """Regex matching the member names a hostname template gives for ``lease``."""
+    out = []
+    pos = 0
+    for match in re.finditer(r"\{(name|index)\}", template):
+        out.append(re.escape(template[pos:match.start()]))
+        out.append(re.escape(lease) if match.group(1) == "name" else r"\d+")
+        pos = match.end()
+    out.append(re.escape(template[pos:]))
+    return re.compile("^" + "".join(out) + "$")
+
+
+class PlunderProvider(_PlunderReader):
+    """The reboot-loop pool as one plunder server sees it.
+
+    plunder stores only MAC and last-seen time for unleased machines; a lease is a
+    deployment whose ``config.hostname`` is the member name the collection gave it
+    (plunder has nowhere else to keep a mark). Writes go through deployments and
+    parlay, as cluster-api-plunder does.
+    """
+
+    default_boot_config = "preseed"
+    probe_timeout = 20.0
+    probe_interval = 0.25
+    wipe_timeout = 120.0
+
+    def _deployment_machine(self, dep, lease=None):
+        machine = self._from_deployment(dep)
+        if lease is not None:
+            machine.lease = lease
+            machine.owned = True
+        return machine
+
+    def lease_members(self, lease, names=None, template="{name}-{index}", project=None):
+        """Deployments of ``lease``: hostname among ``names`` or matching the template."""
+        regex = template_regex(template or "{name}-{index}", lease)
+        names = set(names or ())
+        out = []
+        for dep in self.client.deployments():
+            hostname = (dep.get("config") or {}).get("hostname") or ""
+            if hostname in names or regex.match(hostname):
+                out.append(self._deployment_machine(dep, lease))
+        return out
+
+    def used_addresses(self):
+        return set((d.get("config") or {}).get("address") for d in self.client.deployments()) - {None, ""}
+
+    def check_image(self, image):
+        name = image or self.default_boot_config
+        configs = self.client.boot_configs()
+        if name not in configs:
+            raise PoolError("plunder has no boot config %r (it has: %s)" % (name, ", ".join(configs) or "none"),
+                            url=self.client.url)
+        return name
+
+    def lease_machine(self, machine, lease, member, hostname, address=None, image=None, options=None):
+        if not address:
+            raise PoolError("plunder has no IPAM: machine %s (%s) needs an address; give addresses or "
+                            "address_range" % (member, machine.mac), machine=machine.mac)
+        if hostname != member:
+            raise PoolError("on plunder the hostname is the lease key: %s != %s" % (hostname, member))
+        self.client.create_deployment(machine.mac, image or self.default_boot_config, address, hostname)
+        return Machine(id=machine.mac, mac=machine.mac, provider=self.name, state=pool.LEASED,
+                       vendor=machine.vendor, size=machine.size, partition=machine.partition, rack=machine.rack,
+                       labels=machine.labels, lease_name=member, hostname=hostname, address=address,
+                       image=image or self.default_boot_config, owned=True, lease=lease)
+
+    def release_machine(self, machine):
+        """Remove the deployment; plunder lets a machine go without wiping it."""
+        return self.client.delete_deployment(mac=machine.mac, address=machine.address)
+
+    def probe_machine(self, machine):
+        """cluster-api-plunder's readiness check: run ``uptime`` through parlay, read the log."""
+        if not machine.address:
+            return pool.LEASED, "no address in the deployment"
+        self.client.delete_parlay_logs(machine.address)
+        self.client.parlay(PROBE_DEPLOYMENT, machine.address,
+                           [{"name": PROBE_TASK, "type": "command", "timeout": 10, "command": "uptime"}])
+        log = self._wait_log(machine.address, self.probe_timeout)
+        if log is None:
+            return pool.INSTALLING, "no parlay log for %s yet" % machine.address
+        entries = [e for e in (log.get("entries") or []) if e.get("task") == PROBE_TASK]
+        if log.get("state") == "Completed" and entries and not entries[-1].get("error"):
+            return pool.PROVISIONED, entries[-1].get("entry") or ""
+        if entries and entries[-1].get("error"):
+            return pool.INSTALLING, entries[-1]["error"]
+        return pool.INSTALLING, "probe state %s" % log.get("state")
+
+    def _wait_log(self, address, timeout):
+        deadline = time.time() + timeout
+        log = None
+        while True:
+            log = self.client.parlay_logs(address)
+            if log is not None and log.get("state") in ("Completed", "Failed"):
+                return log
+            if time.time() >= deadline:
+                return log
+            time.sleep(self.probe_interval)
+
+    def wipe_machine(self, machine, force=False):
+        """cluster-api-plunder's de-provisioning: enable sysrq, zero the disk start, reboot;
+        then remove the deployment so that the machine re-enters the reboot loop."""
+        if machine.address:
+            self.client.delete_parlay_logs(machine.address)
+            self.client.parlay(WIPE_DEPLOYMENT, machine.address, [
+                {"name": WIPE_TASKS[0], "type": "command", "timeout": 0, "command": "tee /proc/sys/kernel/sysrq",
+                 "commandSudo": "root", "commandPipeCmd": "echo \"1\""},
+                {"name": WIPE_TASKS[1], "type": "command", "timeout": 0,
+                 "command": "dd if=/dev/zero of=/dev/sda bs=1024k count=1000", "commandSudo": "root"},
+                {"name": WIPE_TASKS[2], "type": "command", "timeout": 2, "command": "tee /proc/sysrq-trigger",
+                 "commandSudo": "root", "commandPipeCmd": "echo \"b\""},
+            ])
+            log = self._wait_log(machine.address, self.wipe_timeout) or {}
+            wiped = [e for e in (log.get("entries") or []) if e.get("task") == WIPE_TASKS[1]]
+            if not wiped or wiped[-1].get("error"):
+                detail = wiped[-1].get("error") if wiped else "no disk-wipe result (log state %s)" % log.get("state")
+                if not force:
+                    raise PoolError("disk wipe of %s (%s) did not succeed; deployment kept"
+                                    % (machine.lease_name or machine.mac, machine.address),
+                                    machine=machine.mac, server_error=detail)
+        elif not force:
+            raise PoolError("deployment of %s has no address to run the wipe on" % machine.mac, machine=machine.mac)
+        self.client.delete_deployment(mac=machine.mac, address=machine.address)
+        return True
+
+    def reinstall_machine(self, machine, image=None):
+        """Re-deploy: update the boot config if asked, wipe the disk start and reboot so that the
+        machine PXE-boots into its deployment again."""
+        boot = image or machine.image or self.default_boot_config
+        if image and image != machine.image:
+            self.client.update_deployment(machine.mac, boot, machine.address, machine.hostname)
+        self.client.delete_parlay_logs(machine.address)
+        self.client.parlay(WIPE_DEPLOYMENT, machine.address, [
+            {"name": WIPE_TASKS[1], "type": "command", "timeout": 0,
+             "command": "dd if=/dev/zero of=/dev/sda bs=1024k count=1000", "commandSudo": "root"},
+            {"name": WIPE_TASKS[2], "type": "command", "timeout": 2, "command": "tee /proc/sysrq-trigger",
+             "commandSudo": "root", "commandPipeCmd": "echo \"b\""},
+        ])
+        self._wait_log(machine.address, self.wipe_timeout)
+        return True
+
+    def back_in_loop(self, machine):
+        _deps, unleased = self.snapshot()
+        return machine.mac in unleased
+
+    def is_owned(self, machine, lease=None, template="{name}-{index}"):
+        if machine.owned:
+            return True
+        if lease and machine.hostname:
+            return bool(template_regex(template or "{name}-{index}", lease).match(machine.hostname))
+        return False
+

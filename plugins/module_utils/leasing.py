@@ -1,0 +1,393 @@
+# -*- coding: utf-8 -*-
+# Copyright: baremetal.fleet contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Provider-neutral leasing: which members a lease wants, which machines it gets.
+
+A lease has a caller-given ``name``; its members are named from a hostname template
+(``{name}-{index}``) or given one by one. Re-running with the same name finds the
+members already leased and leases only what is missing. When a run fails half-way,
+the machines it leased are released again before the error is reported.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import random
+import threading
+
+from ansible_collections.baremetal.fleet.plugins.module_utils import pool
+from ansible_collections.baremetal.fleet.plugins.module_utils.pool import (
+    PoolConflict,
+    PoolError,
+    normalize_mac,
+)
+
+DEFAULT_TEMPLATE = "{name}-{index}"
+SELECTOR_KEYS = ("size", "partition", "vendor", "labels", "rack")
+SPREAD_KEYS = ("rack", "vendor", "size", "partition")
+MAX_CONFLICT_RETRIES = 20
+
+
+def render_hostname(template, name, index):
+    try:
+        return (template or DEFAULT_TEMPLATE).format(name=name, index=index)
+    except (KeyError, IndexError, ValueError) as err:
+        raise PoolError("hostname_template %r cannot be rendered (use {name} and {index}): %s" % (template, err))
+
+
+class Member:
+    """One wanted machine of a lease."""
+
+    def __init__(self, name, index, hostname, selectors, mac=None, machine_id=None, address=None):
+        self.name = name
+        self.index = index
+        self.hostname = hostname
+        self.selectors = selectors
+        self.mac = mac
+        self.machine_id = machine_id
+        self.address = address
+
+
+def wanted_members(params):
+    """Members from ``count`` or ``machines``; selectors merged (per machine wins)."""
+    name = params["name"]
+    template = params.get("hostname_template") or DEFAULT_TEMPLATE
+    base = dict((k, params.get(k)) for k in SELECTOR_KEYS if params.get(k))
+    addresses = list(params.get("addresses") or [])
+    members = []
+    if params.get("machines"):
+        for index, entry in enumerate(params["machines"]):
+            sel = dict(base)
+            for key in SELECTOR_KEYS:
+                if entry.get(key):
+                    sel[key] = entry[key]
+            mname = entry.get("name") or render_hostname(template, name, index)
+            mac = normalize_mac(entry["mac"]) if entry.get("mac") else None
+            address = entry.get("address") or (addresses[index] if index < len(addresses) else None)
+            members.append(Member(mname, index, entry.get("hostname") or mname, sel, mac=mac,
+                                  machine_id=entry.get("id"), address=address))
+    else:
+        count = params.get("count")
+        if count is None:
+            count = 1
+        if count < 0:
+            raise PoolError("count must not be negative (got %d)" % count)
+        for index in range(count):
+            mname = render_hostname(template, name, index)
+            address = addresses[index] if index < len(addresses) else None
+            members.append(Member(mname, index, mname, dict(base), address=address))
+    seen = set()
+    for member in members:
+        if member.name in seen:
+            raise PoolError("lease %s names machine %s twice" % (name, member.name))
+        seen.add(member.name)
+    if addresses and len(addresses) < len(members) and not params.get("address_range"):
+        raise PoolError("lease %s has %d machines but only %d addresses" % (name, len(members), len(addresses)))
+    return members
+
+
+def address_pool(cidr, used):
+    """Generator of free host addresses in ``cidr`` (``a.b.c.d/n`` or ``first-last``)."""
+    import ipaddress
+
+    text = str(cidr).strip()
+    try:
+        if "-" in text and "/" not in text:
+            first, last = [ipaddress.ip_address(p.strip()) for p in text.split("-", 1)]
+            candidates = (ipaddress.ip_address(i) for i in range(int(first), int(last) + 1))
+        else:
+            net = ipaddress.ip_network(text, strict=False)
+            candidates = net.hosts()
+    except ValueError as err:
+        raise PoolError("address_range %r is not a CIDR (10.0.0.0/24) or a range (10.0.0.10-10.0.0.50): %s"
+                        % (cidr, err))
+    for addr in candidates:
+        if str(addr) not in used:
+            yield str(addr)
+
+
+def describe_selectors(sel):
+    parts = []
+    for key in SELECTOR_KEYS:
+        if sel.get(key):
+            value = sel[key]
+            if isinstance(value, dict):
+                value = ",".join("%s=%s" % kv for kv in sorted(value.items()))
+            parts.append("%s=%s" % (key, value))
+    return " ".join(parts) or "any"
+
+
+class LeasePlanner:
+    """Picks machines for missing members (selectors, spread) from an unleased snapshot."""
+
+    def __init__(self, candidates, spread_by=None, taken_values=None, rng=None):
+        self.candidates = list(candidates)
+        (rng or random.SystemRandom()).shuffle(self.candidates)  # parallel runs rarely collide
+        self.spread_by = spread_by
+        self.used = set()
+        self.spread_used = set(taken_values or ())
+        self.lock = threading.Lock()
+
+    def _fits(self, machine, member):
+        if machine.id in self.used:
+            return False
+        if member.mac and machine.mac != member.mac:
+            return False
+        if member.machine_id and machine.id != member.machine_id:
+            return False
+        if not pool.filter_machines([machine], member.selectors):
+            return False
+        if self.spread_by and not member.mac and not member.machine_id:
+            if getattr(machine, self.spread_by) in self.spread_used:
+                return False
+        return True
+
+    def pick(self, member):
+        with self.lock:
+            for machine in self.candidates:
+                if self._fits(machine, member):
+                    self.used.add(machine.id)
+                    if self.spread_by:
+                        self.spread_used.add(getattr(machine, self.spread_by))
+                    return machine
+        return None
+
+    def drop(self, machine):
+        """A machine the server refused (taken meanwhile): never offer it again."""
+        with self.lock:
+            self.used.add(machine.id)
+            if self.spread_by:
+                self.spread_used.discard(getattr(machine, self.spread_by))
+
+    def check_feasible(self, members, lease):
+        """Fail before writing anything when the pool cannot satisfy ``members``."""
+        for member in members:
+            if member.mac or member.machine_id:
+                ref = member.mac or member.machine_id
+                if not any((member.mac and m.mac == member.mac) or (member.machine_id and m.id == member.machine_id)
+                           for m in self.candidates):
+                    raise PoolConflict("lease %s: machine %s for %s is not in the unleased pool"
+                                       % (lease, ref, member.name), machine=ref)
+        groups = {}
+        for member in members:
+            if not (member.mac or member.machine_id):
+                groups.setdefault(describe_selectors(member.selectors), []).append(member)
+        for desc, group in groups.items():
+            fitting = [m for m in self.candidates if pool.filter_machines([m], group[0].selectors)]
+            if len(fitting) < len(group):
+                raise PoolConflict("lease %s needs %d more machine(s) matching %s but the unleased pool has only %d"
+                                   % (lease, len(group), desc, len(fitting)))
+            if self.spread_by:
+                values = set(getattr(m, self.spread_by) for m in fitting) - self.spread_used
+                values.discard("")
+                if len(values) < len(group):
+                    raise PoolConflict(
+                        "lease %s: spread_by %s needs %d distinct %s value(s) for the missing machines, the unleased "
+                        "pool matching %s offers %d (%s)%s"
+                        % (lease, self.spread_by, len(group), self.spread_by, desc, len(values),
+                           ", ".join(sorted(values)) or "none",
+                           "; already used by the lease: %s" % ", ".join(sorted(self.spread_used))
+                           if self.spread_used else ""))
+
+
+def machine_result(machine, changed=False, planned=False):
+    out = machine.to_dict()
+    out["name"] = machine.lease_name
+    out["changed"] = changed
+    if planned:
+        out["planned"] = True
+    return out
+
+
+def _lease_state(machines):
+    return dict((m.lease_name, {"mac": m.mac, "id": m.id, "address": m.address, "hostname": m.hostname})
+                for m in machines if m.lease_name)
+
+
+def _run_parallel(func, items, workers):
+    """Run func(item) on a few threads; stop starting new items after the first error.
+    Returns (results in item order (None where not run), first error or None)."""
+    results = [None] * len(items)
+    errors = []
+    lock = threading.Lock()
+    queue = list(enumerate(items))
+
+    def worker():
+        while True:
+            with lock:
+                if errors or not queue:
+                    return
+                index, item = queue.pop(0)
+            try:
+                results[index] = func(item)
+            except Exception as err:  # pylint: disable=broad-except
+                with lock:
+                    errors.append((index, err))
+                return
+
+    threads = [threading.Thread(target=worker) for _i in range(max(1, min(workers, len(items))))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return results, (errors[0] if errors else None)
+
+
+def _provider_options(params):
+    return dict((k, params.get(k)) for k in ("project", "networks", "ssh_public_keys", "user_data", "tags"))
+
+
+def ensure_present(provider, params, check_mode=False, workers=8):
+    """Lease whatever members of ``params['name']`` are missing. Returns a result dict."""
+    lease = params["name"]
+    template = params.get("hostname_template") or DEFAULT_TEMPLATE
+    members = wanted_members(params)
+    existing = provider.lease_members(lease, names=[m.name for m in members], template=template,
+                                      project=params.get("project"))
+    by_name = dict((m.lease_name, m) for m in existing)
+    for member in members:
+        have = by_name.get(member.name)
+        if have is not None and member.mac and have.mac != member.mac:
+            raise PoolConflict("lease %s: %s is already leased on %s, not on the requested %s"
+                               % (lease, member.name, have.mac, member.mac), machine=member.name)
+    missing = [m for m in members if m.name not in by_name]
+    wanted_names = set(m.name for m in members)
+    extras = [m for m in existing if m.lease_name not in wanted_names]
+    before = _lease_state(existing)
+    result = {"changed": False, "machines": [], "warnings": []}
+    if extras:
+        result["warnings"].append(
+            "lease %s also holds %s beyond what this task asks for; they are kept (state=absent releases all)"
+            % (lease, ", ".join(sorted(m.lease_name for m in extras))))
+    if not missing:
+        result["machines"] = [machine_result(by_name[m.name]) for m in members] + \
+            [machine_result(m) for m in extras]
+        result["diff"] = {"before": {"lease": lease, "machines": before},
+                          "after": {"lease": lease, "machines": before}}
+        return result
+
+    image = provider.check_image(params.get("image"))
+    candidates = provider.list_machines(status="unleased")
+    if hasattr(provider, "is_fresh"):
+        candidates = [m for m in candidates if provider.is_fresh(m)]
+    spread_by = params.get("spread_by")
+    taken_values = set()
+    if spread_by:
+        taken_values = set(getattr(m, spread_by) for m in existing if getattr(m, spread_by))
+    planner = LeasePlanner(candidates, spread_by=spread_by, taken_values=taken_values)
+    planner.check_feasible(missing, lease)
+
+    # Addresses: plunder has no IPAM, they come from the caller.
+    if provider.name == "plunder":
+        used = provider.used_addresses()
+        given = set(m.address for m in members if m.address)
+        gen = address_pool(params["address_range"], used | given) if params.get("address_range") else None
+        for member in missing:
+            if member.address:
+                if member.address in used:
+                    raise PoolConflict("lease %s: address %s for %s is already used by another deployment"
+                                       % (lease, member.address, member.name), machine=member.name)
+                continue
+            if gen is None:
+                raise PoolError("plunder has no IPAM: lease %s needs an address for %s; give addresses "
+                                "(a list) or address_range (a CIDR)" % (lease, member.name), machine=member.name)
+            try:
+                member.address = next(gen)
+            except StopIteration:
+                raise PoolConflict("lease %s: address_range %s has no free address left for %s"
+                                   % (lease, params["address_range"], member.name), machine=member.name)
+
+    options = _provider_options(params)
+    result["changed"] = True
+    if check_mode:
+        planned = []
+        for member in missing:
+            machine = planner.pick(member)
+            if machine is None:
+                raise PoolConflict("lease %s: no unleased machine left for %s (%s)"
+                                   % (lease, member.name, describe_selectors(member.selectors)))
+            machine.lease_name = member.name
+            machine.hostname = member.hostname
+            machine.address = member.address or machine.address
+            machine.lease = lease
+            machine.state = pool.LEASED
+            planned.append(machine)
+        after = dict(before)
+        after.update(_lease_state(planned))
+        result["machines"] = [machine_result(by_name[m.name]) for m in members if m.name in by_name] + \
+            [machine_result(m, changed=True, planned=True) for m in planned]
+        result["diff"] = {"before": {"lease": lease, "machines": before}, "after": {"lease": lease, "machines": after}}
+        return result
+
+    def lease_one(member):
+        conflicts = []
+        for _attempt in range(MAX_CONFLICT_RETRIES):
+            machine = planner.pick(member)
+            if machine is None:
+                break
+            try:
+                return provider.lease_machine(machine, lease, member.name, member.hostname,
+                                              address=member.address, image=image, options=options)
+            except PoolConflict as err:
+                planner.drop(machine)
+                conflicts.append("%s: %s" % (machine.mac or machine.id, err.server_error or err.msg))
+                if member.mac or member.machine_id:
+                    raise
+        raise PoolConflict("lease %s: no unleased machine left for %s (%s)%s"
+                           % (lease, member.name, describe_selectors(member.selectors),
+                              "; taken meanwhile: " + "; ".join(conflicts) if conflicts else ""),
+                           machine=member.name)
+
+    leased, failure = _run_parallel(lease_one, missing, workers)
+    if failure is not None:
+        index, err = failure
+        done = [m for m in leased if m is not None]
+        rolled, rollback_errors = [], []
+        for machine in done:
+            try:
+                provider.release_machine(machine)
+                rolled.append("%s (%s)" % (machine.lease_name, machine.mac or machine.id))
+            except PoolError as rerr:
+                rollback_errors.append("%s: %s" % (machine.lease_name, rerr))
+        msg = "lease %s failed at %s: %s" % (lease, missing[index].name, err)
+        if rolled:
+            msg += "; released again the %d machine(s) leased in this run: %s" % (len(rolled), ", ".join(rolled))
+        else:
+            msg += "; nothing had been leased in this run"
+        if rollback_errors:
+            msg += "; COULD NOT release: %s" % "; ".join(rollback_errors)
+        raise PoolError(msg, machine=missing[index].name, url=getattr(err, "url", None),
+                        status=getattr(err, "status", None), server_error=getattr(err, "server_error", None))
+    new = dict((m.lease_name, m) for m in leased)
+    result["machines"] = [machine_result(by_name[m.name]) if m.name in by_name else
+                          machine_result(new[m.name], changed=True) for m in members] + \
+        [machine_result(m) for m in extras]
+    after = dict(before)
+    after.update(_lease_state(leased))
+    result["diff"] = {"before": {"lease": lease, "machines": before}, "after": {"lease": lease, "machines": after}}
+    return result
+
+
+def ensure_absent(provider, params, check_mode=False, workers=8):
+    """Release every machine of the lease (backends that cannot release without wiping wipe)."""
+    lease = params["name"]
+    template = params.get("hostname_template") or DEFAULT_TEMPLATE
+    names = [m.name for m in wanted_members(params)] if params.get("machines") else []
+    existing = provider.lease_members(lease, names=names, template=template, project=params.get("project"))
+    targets = [m for m in existing if provider.is_owned(m, lease=lease, template=template)]
+    before = _lease_state(existing)
+    after = dict((k, v) for k, v in before.items() if k not in set(m.lease_name for m in targets))
+    result = {"changed": bool(targets), "machines": [machine_result(m, changed=True) for m in targets],
+              "warnings": [], "diff": {"before": {"lease": lease, "machines": before},
+                                       "after": {"lease": lease, "machines": after}}}
+    if not targets or check_mode:
+        return result
+    _done, failure = _run_parallel(provider.release_machine, targets, workers)
+    if failure is not None:
+        index, err = failure
+        raise PoolError("releasing %s of lease %s failed: %s" % (targets[index].lease_name, lease, err),
+                        machine=targets[index].lease_name, server_error=getattr(err, "server_error", None))
+    for item in result["machines"]:
+        item["state"] = "released"
+    return result

@@ -1,0 +1,38 @@
+# -*- coding: utf-8 -*-
+# Copyright: baremetal.fleet contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""What every module of the collection does around its one call: build the argument
+spec, connect, turn PoolError into fail_json with the machine and the server's text."""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.baremetal.fleet.plugins.module_utils.connection import (
+    connection_argument_spec,
+    provider_from_params,
+)
+from ansible_collections.baremetal.fleet.plugins.module_utils.pool import PoolError
+
+
+def fleet_module(argument_spec, **kwargs):
+    spec = connection_argument_spec()
+    spec.update(argument_spec)
+    kwargs.setdefault("supports_check_mode", True)
+    return AnsibleModule(argument_spec=spec, **kwargs)
+
+
+def run(module, action):
+    """``action(provider)`` returns the result dict; failures become fail_json."""
+    try:
+        provider = provider_from_params(module.params)
+        result = action(provider)
+    except PoolError as err:
+        module.fail_json(**err.to_fail_kwargs())
+    for warning in result.pop("warnings", None) or []:
+        module.warn(warning)
+    if not module._diff:
+        result.pop("diff", None)
+    return result

@@ -1,0 +1,145 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: baremetal.fleet contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+module: wipe
+short_description: Wipe leased machines and return them to the reboot loop
+version_added: 0.1.0
+description:
+  - Wipes the disks of leased machines and gives them back to the pool.
+  - plunder runs cluster-api-plunder's de-provisioning through parlay (enable sysrq, zero the first
+    1000 MiB of C(/dev/sda), reboot) and then removes the deployment; the machine re-enters the loop
+    at its next network boot.
+  - metal-api frees the machine; the machine reclaims, wipes and returns to C(Waiting).
+  - Only machines that carry the collection's ownership mark are touched unless O(force=true)
+    (metal-api ownership tag; plunder keeps no tags, there a machine belongs to the lease whose member
+    names its deployment hostname has, so name the lease with O(name)).
+  - Machines already back in the pool are left alone (C(changed=false)).
+author:
+  - baremetal.fleet contributors
+extends_documentation_fragment:
+  - baremetal.fleet.connection
+  - ansible.builtin.action_common_attributes
+  - ansible.builtin.action_common_attributes.actiongroups
+attributes:
+  action_group:
+    support: full
+    membership: [baremetal.fleet.pool]
+  check_mode:
+    support: full
+  diff_mode:
+    support: full
+  platform:
+    platforms: posix
+options:
+  name:
+    description: Lease to wipe (every member).
+    type: str
+  machines:
+    description: Machines to wipe, by member name, MAC or id.
+    type: list
+    elements: str
+  force:
+    description: Also wipe machines without the ownership mark, and on plunder remove the deployment even when the disk wipe failed.
+    type: bool
+    default: false
+  wait:
+    description: Wait until each machine is seen back in the reboot loop.
+    type: bool
+    default: false
+  wait_timeout:
+    description: Seconds to wait at most.
+    type: int
+    default: 1800
+  poll_interval:
+    description: Seconds between two checks.
+    type: float
+    default: 10
+  hostname_template:
+    description: The template the lease was made with (plunder finds the lease members by it).
+    type: str
+    default: "{name}-{index}"
+  project:
+    description: metal-api project of the lease.
+    type: str
+seealso:
+  - module: baremetal.fleet.lease
+"""
+
+EXAMPLES = r"""
+- name: Wipe every machine of the demo cluster and wait until they loop again
+  baremetal.fleet.wipe:
+    name: demo-cp
+    wait: true
+    wait_timeout: 900
+
+- name: Wipe one machine that someone else leased
+  baremetal.fleet.wipe:
+    machines: ["52:54:00:aa:00:07"]
+    force: true
+"""
+
+RETURN = r"""
+machines:
+  description: Every selected machine, with the error where wiping it failed.
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    name:
+      description: Member name.
+      type: str
+    mac:
+      description: MAC address.
+      type: str
+    state:
+      description: Last state seen (V(wiping), or V(unleased) once back in the loop).
+      type: str
+    changed:
+      description: Whether this machine was wiped by this task.
+      type: bool
+    error:
+      description: Why wiping this machine failed.
+      type: str
+      returned: on failure of this machine
+failed_machines:
+  description: Names of the machines that could not be wiped.
+  returned: always
+  type: list
+  elements: str
+"""
+
+from ansible_collections.baremetal.fleet.plugins.module_utils import provisioning
+from ansible_collections.baremetal.fleet.plugins.module_utils.module_runner import fleet_module, run
+
+
+def main():
+    module = fleet_module(
+        dict(
+            name=dict(type="str"),
+            machines=dict(type="list", elements="str"),
+            force=dict(type="bool", default=False),
+            wait=dict(type="bool", default=False),
+            wait_timeout=dict(type="int", default=1800),
+            poll_interval=dict(type="float", default=10),
+            hostname_template=dict(type="str", default="{name}-{index}"),
+            project=dict(type="str"),
+        ),
+        required_one_of=[("name", "machines")],
+    )
+    result = run(module, lambda provider: provisioning.wipe(provider, module.params, check_mode=module.check_mode))
+    if result.get("failed_machines"):
+        errors = "; ".join("%s: %s" % (m.get("name") or m.get("mac"), m["error"])
+                           for m in result["machines"] if m.get("error"))
+        module.fail_json(msg="%d machine(s) not wiped: %s" % (len(result["failed_machines"]), errors), **result)
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()
