@@ -77,8 +77,16 @@ def wanted_members(params):
             mname = render_hostname(template, name, index)
             address = addresses[index] if index < len(addresses) else None
             members.append(Member(mname, index, mname, dict(base), address=address))
+    import ipaddress
+
     seen = set()
     for member in members:
+        if member.address:
+            try:
+                ipaddress.ip_address(u"%s" % member.address)
+            except ValueError:
+                raise PoolError("lease %s: address %r for %s is not an IP address" % (name, member.address, member.name),
+                                machine=member.name)
         if member.name in seen:
             raise PoolError("lease %s names machine %s twice" % (name, member.name))
         seen.add(member.name)

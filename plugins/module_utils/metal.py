@@ -193,7 +193,7 @@ def machine_from_response(mr):
         state = _FREE_STATES.get(last_event, pool.UNKNOWN)
         if state == pool.UNLEASED and mr.get("liveliness") not in (None, "", "Alive"):
             state = pool.UNKNOWN
-        if state == pool.UNLEASED and ((mr.get("state") or {}).get("value") or ""):
+        if state == pool.UNLEASED and (mr.get("state") or {}).get("value"):
             state = pool.UNKNOWN  # RESERVED / LOCKED: not free for random allocation
     else:
         state = _ALLOCATED_STATES.get(last_event, pool.LEASED)

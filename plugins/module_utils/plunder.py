@@ -23,7 +23,6 @@ from ansible_collections.baremetal.fleet.plugins.module_utils import pool
 from ansible_collections.baremetal.fleet.plugins.module_utils.pool import (
     Machine,
     PoolConflict,
-    PoolConnectionError,
     PoolError,
     PoolNotFound,
     Provider,
@@ -556,4 +555,3 @@ class PlunderProvider(_PlunderReader):
         if lease and machine.hostname:
             return bool(template_regex(template or "{name}-{index}", lease).match(machine.hostname))
         return False
-

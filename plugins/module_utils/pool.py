@@ -168,7 +168,7 @@ class Provider:
         """Return (state, detail): PROVISIONED once the OS is up and reachable."""
         raise NotImplementedError
 
-    def lease_members(self, lease, pattern=None):
+    def lease_members(self, lease, names=None, template=None, project=None):
         """Machines leased under ``lease`` (owned by this collection)."""
         raise NotImplementedError
 

@@ -177,8 +177,8 @@ def wipe(provider, params, check_mode=False, workers=8):
     targets = [m for m in machines if m.state != pool.UNLEASED]
     tracker = Tracker(machines)
     before = _lease_state(targets)
-    result = {"changed": bool(targets), "diff": {"before": {"lease": lease, "machines": before},
-                                                   "after": {"lease": lease, "machines": {}}}}
+    diff = {"before": {"lease": lease, "machines": before}, "after": {"lease": lease, "machines": {}}}
+    result = {"changed": bool(targets), "diff": diff}
     if check_mode or not targets:
         result["machines"] = _report(machines, tracker, dict((m.id, {"changed": True}) for m in targets))
         result["failed_machines"] = []

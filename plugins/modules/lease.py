@@ -27,7 +27,7 @@ description:
     is removed); metal-api cannot release without wiping (free reclaims the machine).
     Use M(baremetal.fleet.wipe) to wipe on plunder.
 author:
-  - baremetal.fleet contributors
+  - baremetal.fleet maintainers (@baremetal-fleet)
 extends_documentation_fragment:
   - baremetal.fleet.connection
   - ansible.builtin.action_common_attributes

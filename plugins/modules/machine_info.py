@@ -15,7 +15,7 @@ description:
   - Lists the machines of a plunder server or a metal-api, unleased and leased, with the same
     filters as M(baremetal.fleet.lease). Read-only.
 author:
-  - baremetal.fleet contributors
+  - baremetal.fleet maintainers (@baremetal-fleet)
 extends_documentation_fragment:
   - baremetal.fleet.connection
   - ansible.builtin.action_common_attributes

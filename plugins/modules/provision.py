@@ -22,7 +22,7 @@ description:
     (plunder wipes the disk start and reboots into the deployment; metal-api reinstall).
   - Failures are reported per machine; the task fails when any machine is not ready in time.
 author:
-  - baremetal.fleet contributors
+  - baremetal.fleet maintainers (@baremetal-fleet)
 extends_documentation_fragment:
   - baremetal.fleet.connection
   - ansible.builtin.action_common_attributes

@@ -22,7 +22,7 @@ description:
     names its deployment hostname has, so name the lease with O(name)).
   - Machines already back in the pool are left alone (C(changed=false)).
 author:
-  - baremetal.fleet contributors
+  - baremetal.fleet maintainers (@baremetal-fleet)
 extends_documentation_fragment:
   - baremetal.fleet.connection
   - ansible.builtin.action_common_attributes
