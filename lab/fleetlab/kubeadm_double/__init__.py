@@ -1,0 +1,29 @@
+"""TEST DOUBLE for kubeadm, kubelet, kubectl and a sliver of kube-apiserver.
+
+This package is a *test double*. It exists because kubeadm, the kubelet and the
+control-plane images cannot be downloaded where the lab runs. It is placed on the
+lab's machine images (or by a molecule prepare step) and never by the roles on
+real hardware. It is strict on purpose: it implements exactly the parts of the
+kubeadm contract that ``roles/kubeadm_*`` use and rejects what real kubeadm rejects:
+
+* configuration: only ``kubeadm.k8s.io/v1beta4`` InitConfiguration,
+  ClusterConfiguration and JoinConfiguration (plus KubeletConfiguration and
+  KubeProxyConfiguration documents), unknown fields and wrong types are errors;
+* preflight: swap on, ``br_netfilter``/``overlay`` missing, ``ip_forward`` and
+  ``bridge-nf-call-iptables`` not 1, container runtime socket not answering,
+  too few CPUs / too little memory on control planes, files already present,
+  ports in use; ``--ignore-preflight-errors`` works by check name like kubeadm's;
+* join: bootstrap tokens and the discovery CA hash (``sha256:<SPKI>``) are checked
+  against what ``init`` issued, through the API the control plane serves; control
+  planes fetch the shared certificates with the certificate key (AES-GCM, as kubeadm);
+* a kube-apiserver stand-in (HTTPS, client certificates signed by the cluster CA)
+  answers ``/version``, ``/healthz``, discovery, ``/api/v1/nodes`` and the few
+  objects kubeadm itself reads and writes, so that the real ``kubernetes`` Python
+  client and ``kubernetes.core`` work unchanged.
+
+Everything runs against a root directory (``--root DIR`` or ``FLEET_KUBEADM_ROOT``)
+so that tests never touch the real ``/etc`` or ``/proc``.
+"""
+
+DOUBLE_BANNER = "fleetlab kubeadm TEST DOUBLE (not kubeadm)"
+KUBERNETES_VERSION = "v1.31.4"

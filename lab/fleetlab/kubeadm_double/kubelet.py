@@ -1,0 +1,165 @@
+"""A kubelet stand-in (TEST DOUBLE).
+
+Started by systemd from the unit and drop-in that the lab's packages ship (the same
+flags kubeadm's drop-in passes). Like the real kubelet it exits when its configuration
+file is missing (systemd restarts it until kubeadm has written it), runs the static
+pods it knows from ``staticPodPath`` (only ``kube-apiserver``, run as the API stand-in),
+registers its node with the client certificate in ``--kubeconfig`` and posts node status
+with the container runtime's health every ``nodeStatusUpdateFrequency``.
+"""
+import argparse
+import os
+import platform
+import signal
+import subprocess
+import sys
+import time
+
+import yaml
+
+from . import pki, preflight, schema
+from .client import APIError, Client
+
+
+def _rooted(root, path):
+    return os.path.join(root, path.lstrip("/"))
+
+
+def _node_info(root, runtime_endpoint):
+    def read(path, default=""):
+        try:
+            with open(_rooted(root, path)) as handle:
+                return handle.read().strip()
+        except OSError:
+            return default
+
+    os_image = "Linux"
+    for line in read("/etc/os-release").splitlines():
+        if line.startswith("PRETTY_NAME="):
+            os_image = line.split("=", 1)[1].strip('"')
+    return {"machineID": read("/etc/machine-id"), "systemUUID": read("/sys/class/dmi/id/product_uuid"),
+            "bootID": read("/proc/sys/kernel/random/boot_id"), "kernelVersion": platform.release(),
+            "osImage": os_image, "containerRuntimeVersion": "containerd://(via %s)" % runtime_endpoint}
+
+
+class Kubelet:
+    def __init__(self, root, args, config):
+        self.root, self.args, self.config = root, args, config
+        self.children = {}
+        self.registered = False
+        self.stop = False
+
+    def static_pods(self):
+        pod_dir = _rooted(self.root, self.config.get("staticPodPath", "/etc/kubernetes/manifests"))
+        wanted = {}
+        if os.path.isdir(pod_dir):
+            for name in sorted(os.listdir(pod_dir)):
+                if not name.endswith(".yaml"):
+                    continue
+                with open(os.path.join(pod_dir, name)) as handle:
+                    pod = yaml.safe_load(handle) or {}
+                for container in (pod.get("spec") or {}).get("containers") or []:
+                    command = container.get("command") or []
+                    if command and command[0] == "kube-apiserver":
+                        wanted[name] = command
+        for name, proc in list(self.children.items()):
+            if name not in wanted or proc.poll() is not None:
+                if proc.poll() is None:
+                    proc.terminate()
+                    proc.wait(10)
+                del self.children[name]
+        for name, command in wanted.items():
+            if name not in self.children:
+                log_path = _rooted(self.root, "/var/log/fleet-kube-apiserver-double.log")
+                os.makedirs(os.path.dirname(log_path), exist_ok=True)
+                log = open(log_path, "ab")
+                self.children[name] = subprocess.Popen(
+                    [sys.executable, "-m", "fleetlab.kubeadm_double", "kube-apiserver", "--root", self.root]
+                    + command[1:], stdout=log, stderr=log)
+
+    def runtime_ready(self):
+        endpoint = self.args.container_runtime_endpoint or preflight.DEFAULT_CRI_SOCKET
+        return preflight.runtime_answers(_rooted(self.root, endpoint[len("unix://"):]), timeout=2.0)
+
+    def sync_node(self):
+        kubeconfig = _rooted(self.root, self.args.kubeconfig)
+        if not os.path.exists(kubeconfig):
+            return
+        client = Client.from_kubeconfig(kubeconfig, timeout=5.0)
+        name = self.args.hostname_override or os.uname().nodename.lower()
+        status = {"runtimeReady": self.runtime_ready(), "address": self.args.node_ip or "",
+                  "nodeInfo": _node_info(self.root, self.args.container_runtime_endpoint or "")}
+        try:
+            if not self.registered:
+                try:
+                    client.request("POST", "/api/v1/nodes", {
+                        "kind": "Node", "apiVersion": "v1", "address": status["address"],
+                        "nodeInfo": status["nodeInfo"],
+                        "metadata": {"name": name, "labels": {"kubernetes.io/hostname": name,
+                                                              "kubernetes.io/os": "linux",
+                                                              "kubernetes.io/arch": "amd64"}}})
+                except APIError as exc:
+                    if exc.status != 409:
+                        raise
+                self.registered = True
+            client.request("PUT", "/api/v1/nodes/%s/status" % name, status)
+        except APIError as exc:
+            if exc.status == 404:
+                self.registered = False
+            sys.stderr.write("kubelet-double: node status update failed: %s\n" % exc)
+        except OSError as exc:
+            sys.stderr.write("kubelet-double: API server not reachable: %s\n" % exc)
+
+    def run(self):
+        period = schema.parse_duration(self.config.get("nodeStatusUpdateFrequency", "10s"))
+        period = float(os.environ.get("FLEET_DOUBLE_STATUS_PERIOD", period))
+        next_sync = 0.0
+        while not self.stop:
+            self.static_pods()
+            if time.time() >= next_sync:
+                self.sync_node()
+                next_sync = time.time() + period
+            time.sleep(0.2)
+        for proc in self.children.values():
+            if proc.poll() is None:
+                proc.terminate()
+        for proc in self.children.values():
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
+def main(argv, root):
+    parser = argparse.ArgumentParser(prog="kubelet (test double)")
+    parser.add_argument("--config")
+    parser.add_argument("--kubeconfig", default="/etc/kubernetes/kubelet.conf")
+    parser.add_argument("--bootstrap-kubeconfig")
+    parser.add_argument("--container-runtime-endpoint")
+    parser.add_argument("--hostname-override")
+    parser.add_argument("--node-ip")
+    parser.add_argument("--pod-infra-container-image")
+    parser.add_argument("--version", action="store_true")
+    args = parser.parse_args(argv)  # unknown flags are fatal, as for the real kubelet
+    if args.version:
+        from . import KUBERNETES_VERSION
+        print("Kubernetes %s (fleetlab kubelet TEST DOUBLE)" % KUBERNETES_VERSION)
+        return 0
+    if not args.config or not os.path.exists(_rooted(root, args.config)):
+        sys.stderr.write('kubelet-double: failed to load kubelet config file, path: %s: no such file\n'
+                         % args.config)
+        return 1
+    with open(_rooted(root, args.config)) as handle:
+        config = yaml.safe_load(handle) or {}
+    kubelet = Kubelet(root, args, config)
+
+    def _stop(*_args):
+        kubelet.stop = True
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    kubelet.run()
+    return 0
+
+
+__all__ = ["main", "pki"]

@@ -1,0 +1,320 @@
+"""The kubeadm test double must accept what kubeadm accepts and reject what kubeadm rejects."""
+import os
+import re
+import time
+
+import pytest
+import yaml
+
+from conftest import INIT_CONFIG, free_port
+
+from fleetlab.kubeadm_double import pki, schema
+
+pytestmark = pytest.mark.lab
+
+
+def _init(node, port, extra=(), config=None):
+    cfg = node.file("/root/kubeadm.yaml", config or INIT_CONFIG.format(port=port, name=node.name))
+    return node.kubeadm("init", "--config", cfg, *extra)
+
+
+def _join_values(init_stdout):
+    token = re.search(r"--token (\S+)", init_stdout).group(1)
+    ca_hash = re.search(r"--discovery-token-ca-cert-hash (\S+)", init_stdout).group(1)
+    key = re.search(r"--certificate-key (\S+)", init_stdout)
+    return token, ca_hash, key.group(1) if key else None
+
+
+def _wait_nodes(kubeconfig, names, ready=None, timeout=20):
+    from kubernetes import client, config
+    api = client.CoreV1Api(config.new_client_from_config(config_file=kubeconfig))
+    deadline = time.time() + timeout
+    while True:
+        nodes = {n.metadata.name: n for n in api.list_node().items}
+        states = {name: [c.status for c in nodes[name].status.conditions if c.type == "Ready"][0]
+                  for name in names if name in nodes}
+        if len(states) == len(names) and (ready is None or all(s == ready for s in states.values())):
+            return nodes
+        if time.time() > deadline:
+            raise AssertionError("nodes not as expected: %s" % states)
+        time.sleep(0.3)
+
+
+@pytest.fixture
+def cluster(make_node):
+    cp = make_node("cp1")
+    port = free_port()
+    cp.start_kubelet()
+    result = _init(cp, port, ["--upload-certs"])
+    assert result.returncode == 0, result.stderr
+    return cp, port, result.stdout
+
+
+# --- configuration ---------------------------------------------------------------------------------
+
+def test_valid_v1beta4_documents_are_accepted():
+    docs = schema.load_documents(INIT_CONFIG.format(port=6443, name="n1"))
+    assert set(docs) == {"InitConfiguration", "ClusterConfiguration", "KubeletConfiguration"}
+
+
+@pytest.mark.parametrize("mutation, message", [
+    (lambda t: t.replace("clusterName: lab", "clusterName: lab\nclusterNmae: typo"), 'unknown field "clusterNmae"'),
+    (lambda t: t.replace("kubeadm.k8s.io/v1beta4", "kubeadm.k8s.io/v1beta3", 1), "old API spec"),
+    (lambda t: t.replace("kubeadm.k8s.io/v1beta4", "kubeadm.k8s.io/v1beta9", 1), "no kind"),
+    (lambda t: t.replace("kind: InitConfiguration", "kind: InitConfig"), 'no kind "InitConfig"'),
+    (lambda t: t.replace("    - name: bind-address\n      value: 127.0.0.1", "    bind-address: 127.0.0.1"),
+     "into a list"),
+    (lambda t: t.replace("abcdef.0123456789abcdef", "ABCDEF.0123456789abcdef"), "bootstrap token is invalid"),
+    (lambda t: t.replace("podSubnet: 10.244.0.0/16", "podSubnet: 10.244.0.0/99"), "couldn't parse subnet"),
+    (lambda t: t.replace("encryptionAlgorithm: ECDSA-P256", "encryptionAlgorithm: DSA"), "Unsupported value"),
+    (lambda t: t.replace("bindPort: {port}", "bindPort: \"6443\""), "into an int"),
+    (lambda t: t.replace("cgroupDriver: systemd", "cgroupDriverr: systemd"), 'unknown field "cgroupDriverr"'),
+    (lambda t: t.replace("ttl: 1h0m0s", "ttl: one hour"), "invalid duration"),
+    (lambda t: t.replace("advertiseAddress: 127.0.0.1", "advertiseAddress: 127.0.0.300"), "valid IP address"),
+])
+def test_invalid_configuration_is_rejected(mutation, message):
+    text = mutation(INIT_CONFIG).format(port=6443, name="n1")
+    with pytest.raises(schema.ConfigError, match=re.escape(message)):
+        schema.load_documents(text)
+
+
+def test_join_configuration_requires_ca_pinning():
+    text = """apiVersion: kubeadm.k8s.io/v1beta4
+kind: JoinConfiguration
+discovery:
+  bootstrapToken:
+    token: abcdef.0123456789abcdef
+    apiServerEndpoint: 10.0.0.1:6443
+"""
+    with pytest.raises(schema.ConfigError, match="unsafeSkipCAVerification"):
+        schema.load_documents(text)
+    ok = text + "    caCertHashes:\n      - sha256:" + "a" * 64 + "\n"
+    assert "JoinConfiguration" in schema.load_documents(ok)
+    with pytest.raises(schema.ConfigError, match="invalid hash"):
+        schema.load_documents(text + "    caCertHashes:\n      - md5:abc\n")
+
+
+def test_ignore_all_cannot_be_mixed():
+    with pytest.raises(schema.ConfigError, match="'all'"):
+        schema.ignored_checks("all,Swap", [])
+    assert schema.ignored_checks("NumCPU", ["Mem"]) == {"numcpu", "mem"}
+
+
+def test_config_validate_command(make_node):
+    node = make_node("v1")
+    good = node.file("/root/good.yaml", INIT_CONFIG.format(port=6443, name="v1"))
+    assert node.kubeadm("config", "validate", "--config", good).returncode == 0
+    bad = node.file("/root/bad.yaml", INIT_CONFIG.format(port=6443, name="v1").replace("dnsDomain", "x")
+                    + "foo: bar\n")
+    proc = node.kubeadm("config", "validate", "--config", bad)
+    assert proc.returncode == 1 and 'unknown field "foo"' in proc.stderr
+
+
+def test_version_range_is_enforced(make_node):
+    node = make_node("ver")
+    for version, message in (("v1.33.0", "minor release higher"), ("v1.29.0", ">= 1.30.0")):
+        cfg = INIT_CONFIG.replace("v1.31.4", version)
+        proc = _init(node, free_port(), config=cfg.format(port=1, name="ver"))
+        assert proc.returncode == 1 and message in proc.stderr
+
+
+# --- preflight -------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("setup, check", [
+    (lambda n: n.set_proc(swap=True), "[ERROR Swap]"),
+    (lambda n: n.set_proc(modules=("overlay",), bridge=False),
+     "[ERROR FileContent--proc-sys-net-bridge-bridge-nf-call-iptables]: /proc/sys/net/bridge/bridge-nf-call-iptables "
+     "does not exist"),
+    (lambda n: n.set_proc(modules=("br_netfilter",)), "[ERROR SystemVerification]: kernel module(s) not loaded"),
+    (lambda n: n.set_proc(ip_forward="0"), "[ERROR FileContent--proc-sys-net-ipv4-ip_forward]"),
+    (lambda n: n.set_proc(bridge="0"), "contents are not set to 1"),
+    (lambda n: n.stop_cri(), "[ERROR CRI]: container runtime is not running"),
+    (lambda n: n.set_proc(cpus=1), "[ERROR NumCPU]"),
+    (lambda n: n.set_proc(mem_kb=1024 * 1024), "[ERROR Mem]"),
+])
+def test_preflight_failures_stop_init(make_node, setup, check):
+    node = make_node("pf")
+    setup(node)
+    proc = _init(node, free_port())
+    assert proc.returncode == 1
+    assert check in proc.stderr
+    assert not os.path.exists(os.path.join(node.path, "etc/kubernetes/pki/ca.crt"))
+
+
+def test_runtime_socket_that_does_not_answer_is_an_error(make_node):
+    import socket
+    node = make_node("deaf")
+    node.stop_cri()
+    path = os.path.join(node.path, "var/run/containerd/containerd.sock")
+    deaf = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    deaf.bind(path)  # bound but never listening: connect is refused
+    try:
+        proc = _init(node, free_port())
+        assert proc.returncode == 1 and "[ERROR CRI]" in proc.stderr and "Unavailable" in proc.stderr
+    finally:
+        deaf.close()
+
+
+def test_named_checks_can_be_ignored_but_only_those(make_node):
+    node = make_node("ign")
+    node.set_proc(cpus=1, mem_kb=1024 * 1024, swap=True)
+    proc = _init(node, free_port(), ["--ignore-preflight-errors=NumCPU,Mem"])
+    assert proc.returncode == 1
+    assert "[WARNING NumCPU]" in proc.stdout and "[WARNING Mem]" in proc.stdout
+    assert "[ERROR Swap]" in proc.stderr
+
+
+def test_init_refuses_to_run_twice(cluster):
+    cp, port, _out = cluster
+    proc = _init(cp, port)
+    assert proc.returncode == 1
+    assert "[ERROR FileAvailable--etc-kubernetes-manifests-kube-apiserver.yaml]" in proc.stderr
+    assert "[ERROR Port-%d]" % port in proc.stderr
+
+
+# --- init, API, join -------------------------------------------------------------------------------
+
+def test_init_writes_kubeadm_files_and_serves_the_api(cluster):
+    cp, port, out = cluster
+    for rel in ("etc/kubernetes/admin.conf", "etc/kubernetes/kubelet.conf", "etc/kubernetes/super-admin.conf",
+                "etc/kubernetes/pki/ca.crt", "etc/kubernetes/pki/ca.key", "etc/kubernetes/pki/apiserver.crt",
+                "etc/kubernetes/pki/sa.pub", "etc/kubernetes/pki/etcd/ca.crt",
+                "etc/kubernetes/manifests/kube-apiserver.yaml", "etc/kubernetes/manifests/etcd.yaml",
+                "var/lib/kubelet/config.yaml", "var/lib/kubelet/kubeadm-flags.env"):
+        assert os.path.exists(os.path.join(cp.path, rel)), rel
+    with open(os.path.join(cp.path, "etc/kubernetes/pki/ca.crt"), "rb") as handle:
+        ca_hash = pki.spki_hash(pki.load_cert(handle.read()))
+    assert ca_hash in out
+    kubeconfig = os.path.join(cp.path, "etc/kubernetes/admin.conf")
+    nodes = _wait_nodes(kubeconfig, ["cp1"], ready="False")
+    node = nodes["cp1"]
+    assert "node-role.kubernetes.io/control-plane" in node.metadata.labels
+    assert node.spec.taints[0].key == "node-role.kubernetes.io/control-plane"
+    reason = [c for c in node.status.conditions if c.type == "Ready"][0].message
+    assert "cni plugin not initialized" in reason
+
+    from kubernetes import client, config
+    api_client = config.new_client_from_config(config_file=kubeconfig)
+    assert client.VersionApi(api_client).get_code().git_version == "v1.31.4"
+
+
+def test_cni_manifest_makes_nodes_ready_and_diff_is_idempotent(cluster):
+    cp, _port, _out = cluster
+    kubeconfig = "/etc/kubernetes/admin.conf"
+    manifest = cp.file("/root/cni.yaml", yaml.safe_dump_all([
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "kube-flannel"}},
+        {"apiVersion": "apps/v1", "kind": "DaemonSet",
+         "metadata": {"name": "kube-flannel-ds", "namespace": "kube-flannel"}, "spec": {}},
+    ]))
+    admin = os.path.join(cp.path, kubeconfig.lstrip("/"))
+    assert cp.run("kubectl", "--kubeconfig", admin, "diff", "-f", manifest).returncode == 1
+    applied = cp.run("kubectl", "--kubeconfig", admin, "apply", "-f", manifest, check=True)
+    assert "daemonset/kube-flannel-ds created" in applied.stdout
+    assert cp.run("kubectl", "--kubeconfig", admin, "diff", "-f", manifest).returncode == 0
+    _wait_nodes(admin, ["cp1"], ready="True")
+
+
+def test_worker_join_with_token_and_hash(cluster, make_node):
+    cp, port, out = cluster
+    token, ca_hash, _key = _join_values(out)
+    worker = make_node("w1")
+    worker.start_kubelet()
+    proc = worker.kubeadm("join", "127.0.0.1:%d" % port, "--token", token,
+                          "--discovery-token-ca-cert-hash", ca_hash)
+    assert proc.returncode == 0, proc.stderr
+    assert "This node has joined the cluster" in proc.stdout
+    assert os.path.exists(os.path.join(worker.path, "etc/kubernetes/kubelet.conf"))
+    assert not os.path.exists(os.path.join(worker.path, "etc/kubernetes/admin.conf"))
+    admin = os.path.join(cp.path, "etc/kubernetes/admin.conf")
+    nodes = _wait_nodes(admin, ["cp1", "w1"])
+    assert "node-role.kubernetes.io/control-plane" not in nodes["w1"].metadata.labels
+    # a joined node cannot join again
+    again = worker.kubeadm("join", "127.0.0.1:%d" % port, "--token", token, "--discovery-token-ca-cert-hash",
+                           ca_hash)
+    assert again.returncode == 1 and "FileAvailable--etc-kubernetes-kubelet.conf" in again.stderr
+
+
+def test_join_rejects_wrong_ca_hash_and_unknown_or_wrong_tokens(cluster, make_node):
+    cp, port, out = cluster
+    token, ca_hash, _key = _join_values(out)
+    worker = make_node("w2")
+    wrong_hash = "sha256:" + "0" * 64
+    proc = worker.kubeadm("join", "127.0.0.1:%d" % port, "--token", token, "--discovery-token-ca-cert-hash",
+                          wrong_hash)
+    assert proc.returncode == 1 and "none of the public keys" in proc.stderr
+    proc = worker.kubeadm("join", "127.0.0.1:%d" % port, "--token", "zzzzzz.0123456789abcdef",
+                          "--discovery-token-ca-cert-hash", ca_hash)
+    assert proc.returncode == 1 and 'token id "zzzzzz" is invalid' in proc.stderr
+    proc = worker.kubeadm("join", "127.0.0.1:%d" % port, "--token", token[:7] + "x" * 16,
+                          "--discovery-token-ca-cert-hash", ca_hash)
+    assert proc.returncode == 1 and "failed to verify JWS signature" in proc.stderr
+    proc = worker.kubeadm("join", "127.0.0.1:%d" % port, "--token", token)
+    assert proc.returncode == 1 and "caCertHashes" in proc.stderr
+    assert not os.path.exists(os.path.join(worker.path, "etc/kubernetes/kubelet.conf"))
+
+
+def test_token_create_print_join_command_and_join_by_config(cluster, make_node):
+    cp, port, _out = cluster
+    created = cp.kubeadm("token", "create", "--print-join-command", "--ttl", "10m", check=True)
+    match = re.match(r"^kubeadm join (\S+) --token (\S+) --discovery-token-ca-cert-hash (\S+) $",
+                     created.stdout.strip("\n"))
+    assert match, created.stdout
+    endpoint, token, ca_hash = match.groups()
+    worker = make_node("w3")
+    worker.start_kubelet()
+    cfg = worker.file("/root/join.yaml", yaml.safe_dump({
+        "apiVersion": "kubeadm.k8s.io/v1beta4", "kind": "JoinConfiguration",
+        "nodeRegistration": {"name": "w3"},
+        "discovery": {"bootstrapToken": {"token": token, "apiServerEndpoint": endpoint,
+                                         "caCertHashes": [ca_hash]}}}))
+    mixed = worker.kubeadm("join", "--config", cfg, "--token", token)
+    assert mixed.returncode == 1 and "can not mix '--config'" in mixed.stderr
+    proc = worker.kubeadm("join", "--config", cfg)
+    assert proc.returncode == 0, proc.stderr
+    listing = cp.kubeadm("token", "list", check=True)
+    assert token.split(".")[0] in listing.stdout
+
+
+def test_control_plane_join_needs_the_right_certificate_key(cluster, make_node):
+    cp, port, out = cluster
+    token, ca_hash, key = _join_values(out)
+    assert key
+    cp2 = make_node("cp2", address="127.0.0.1")
+    port2 = free_port()
+    base = ["join", "127.0.0.1:%d" % port, "--token", token, "--discovery-token-ca-cert-hash", ca_hash,
+            "--control-plane", "--apiserver-bind-port", str(port2), "--apiserver-advertise-address", "127.0.0.1"]
+    wrong = cp2.kubeadm(*(base + ["--certificate-key", "1" * 64]))
+    assert wrong.returncode == 1 and "message authentication failed" in wrong.stderr
+    cp2.start_kubelet()
+    proc = cp2.kubeadm(*(base + ["--certificate-key", key]))
+    assert proc.returncode == 0, proc.stderr
+    with open(os.path.join(cp.path, "etc/kubernetes/pki/ca.key"), "rb") as a, \
+            open(os.path.join(cp2.path, "etc/kubernetes/pki/ca.key"), "rb") as b:
+        assert a.read() == b.read()
+    nodes = _wait_nodes(os.path.join(cp2.path, "etc/kubernetes/admin.conf"), ["cp1", "cp2"])
+    assert "node-role.kubernetes.io/control-plane" in nodes["cp2"].metadata.labels
+
+
+def test_upload_certs_phase_issues_a_new_key(cluster):
+    cp, _port, _out = cluster
+    proc = cp.kubeadm("init", "phase", "upload-certs", "--upload-certs", check=True)
+    assert re.search(r"^[0-9a-f]{64}$", proc.stdout, re.M)
+    missing = cp.kubeadm("init", "phase", "upload-certs")
+    assert missing.returncode == 1
+
+
+def test_reset_removes_state_and_stops_the_node(cluster):
+    cp, _port, _out = cluster
+    assert cp.kubeadm("reset").returncode == 1  # asks for confirmation; stdin is empty
+    proc = cp.kubeadm("reset", "-f", check=True)
+    assert "does not clean CNI configuration" in proc.stdout
+    for rel in ("etc/kubernetes/admin.conf", "etc/kubernetes/kubelet.conf", "etc/kubernetes/pki/ca.crt",
+                "etc/kubernetes/manifests/kube-apiserver.yaml", "var/lib/kubelet/config.yaml"):
+        assert not os.path.exists(os.path.join(cp.path, rel)), rel
+    assert os.listdir(os.path.join(cp.path, "var/lib/etcd")) == []
+
+
+def test_version_outputs(make_node):
+    node = make_node("vv")
+    assert node.kubeadm("version", "-o", "short", check=True).stdout.strip() == "v1.31.4"
+    assert "TEST DOUBLE" in node.kubeadm("version", check=True).stdout
