@@ -1,0 +1,263 @@
+"""``fleetlab`` command: serve (foreground), up / down / status / env (background daemon)."""
+
+import argparse
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+DEFAULT_STATE = os.environ.get("FLEETLAB_STATE", ".lab")
+
+
+def _add_serve_options(p):
+    p.add_argument("--driver", default="sim", choices=("sim", "libvirt", "vagrant"),
+                   help="what runs the machines (default: sim)")
+    p.add_argument("--machines", type=int, default=None,
+                   help="generate N machines (racks and sizes spread over them; default 24 for a new pool)")
+    p.add_argument("--pool", metavar="FILE", help="YAML file with the machines (see docs/lab.md)")
+    p.add_argument("--state", default=DEFAULT_STATE, help="state directory (default: %(default)s)")
+    p.add_argument("--bind", default="127.0.0.1", help="address both faces listen on (default: %(default)s)")
+    p.add_argument("--plunder-port", type=int, default=60443, help="plunder face port, 0 = any (default 60443)")
+    p.add_argument("--metal-port", type=int, default=8080, help="metal-api face port, 0 = any (default 8080)")
+    p.add_argument("--metal-base-path", default="/metal", help="metal-api base path (default: %(default)s)")
+    p.add_argument("--plunder-insecure", action="store_true", help="plain HTTP on the plunder port (plunder -i)")
+    p.add_argument("--preset", default="fast", choices=("fast", "demo", "realistic"),
+                   help="sim timing preset (default: fast)")
+    p.add_argument("--loop-period", type=float, default=None, help="seconds between loop sightings")
+    p.add_argument("--install-seconds", type=float, default=None, help="lease -> provisioned duration (sim)")
+    p.add_argument("--wipe-seconds", type=float, default=None, help="wipe -> back in the loop duration (sim)")
+    p.add_argument("--lease-network", default="10.77.0.0/16",
+                   help="CIDR metal allocations take addresses from (default: %(default)s)")
+    for role in ("view", "edit", "admin"):
+        p.add_argument("--hmac-%s-key" % role, default=None,
+                       help="HMAC key of Metal-%s (default: random, kept in the state dir)" % role.title())
+    p.add_argument("--metal-env-role", default="edit", choices=("view", "edit", "admin"),
+                   help="which key metal.env carries (default: edit)")
+    p.add_argument("--metal-token", action="append", metavar="ROLE=TOKEN",
+                   help="accept 'Authorization: Bearer TOKEN' with ROLE (repeatable)")
+    p.add_argument("--driver-opt", action="append", metavar="KEY=VALUE", help="driver-specific option")
+    p.add_argument("--quiet", action="store_true", help="log only to the state dir")
+    p.add_argument("--no-access-log", action="store_true", help="do not log every request")
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(prog="fleetlab", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("serve", help="run the lab in the foreground")
+    _add_serve_options(p)
+    p = sub.add_parser("up", help="start the lab in the background")
+    _add_serve_options(p)
+    p.add_argument("--timeout", type=float, default=120, help="seconds to wait for the lab to come up")
+    p = sub.add_parser("down", help="stop the background lab")
+    p.add_argument("--state", default=DEFAULT_STATE)
+    p.add_argument("--timeout", type=float, default=15)
+    p = sub.add_parser("status", help="show the lab and its machines; exit 1 when it is down")
+    p.add_argument("--state", default=DEFAULT_STATE)
+    p.add_argument("--limit", type=int, default=50, help="machines to list (0 = all)")
+    p.add_argument("--json", action="store_true", help="machine readable")
+    p = sub.add_parser("env", help="print the client environment (export lines)")
+    p.add_argument("--state", default=DEFAULT_STATE)
+    return parser
+
+
+def _info(state):
+    try:
+        with open(os.path.join(state, "lab.json"), encoding="utf-8") as fh:
+            return json.load(fh)
+    except (OSError, ValueError):
+        return None
+
+
+def _alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _pid(state):
+    try:
+        with open(os.path.join(state, "fleetlab.pid"), encoding="utf-8") as fh:
+            return int(fh.read().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def _port_open(host, port):
+    try:
+        with socket.create_connection((host, port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def is_up(state):
+    info = _info(state)
+    pid = _pid(state)
+    if not info or not pid or not _alive(pid) or info.get("pid") != pid:
+        return False, info
+    return _port_open(info["bind"], info["plunder_port"]) and _port_open(info["bind"], info["metal_port"]), info
+
+
+def cmd_up(args):
+    state = os.path.abspath(args.state)
+    up, _ = is_up(state)
+    if up:
+        print("fleetlab is already running (state %s)" % state)
+        return 0
+    os.makedirs(state, exist_ok=True)
+    for name in ("plunderclient.yaml", "metal.env", "lab.json"):
+        try:
+            os.remove(os.path.join(state, name))
+        except FileNotFoundError:
+            pass
+    argv = [sys.executable, "-m", "fleetlab", "serve", "--quiet"]
+    skip = {"command", "timeout", "quiet"}
+    for key, value in vars(args).items():
+        if key in skip or value is None or value is False:
+            continue
+        flag = "--" + key.replace("_", "-")
+        if key == "state":
+            value = state
+        if value is True:
+            argv.append(flag)
+        elif isinstance(value, list):
+            for v in value:
+                argv += [flag, str(v)]
+        else:
+            argv += [flag, str(value)]
+    out = open(os.path.join(state, "daemon.out"), "ab")
+    proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                            start_new_session=True, cwd=os.getcwd())
+    deadline = time.time() + args.timeout
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            break
+        if all(os.path.exists(os.path.join(state, n)) for n in ("plunderclient.yaml", "metal.env", "lab.json")):
+            info = _info(state)
+            print("fleetlab up (pid %d): plunder %s, metal %s" % (proc.pid, info["plunder_url"], info["metal_url"]))
+            print("environment: eval \"$(fleetlab env --state %s)\"" % state)
+            return 0
+        time.sleep(0.1)
+    if proc.poll() is None:
+        os.kill(proc.pid, signal.SIGTERM)
+    sys.stderr.write("fleetlab did not come up; log tail:\n")
+    sys.stderr.write(_tail(os.path.join(state, "daemon.out")) + _tail(os.path.join(state, "fleetlab.log")))
+    return 1
+
+
+def _tail(path, lines=30):
+    try:
+        with open(path, encoding="utf-8", errors="replace") as fh:
+            return "".join(fh.readlines()[-lines:])
+    except OSError:
+        return ""
+
+
+def cmd_down(args):
+    state = os.path.abspath(args.state)
+    pid = _pid(state)
+    if pid is None or not _alive(pid):
+        print("fleetlab is not running (state %s)" % state)
+        return 0
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.time() + args.timeout
+    while time.time() < deadline and _alive(pid):
+        time.sleep(0.1)
+    if _alive(pid):
+        os.kill(pid, signal.SIGKILL)
+    for name in ("plunderclient.yaml", "metal.env", "lab.json", "fleetlab.pid"):
+        try:
+            os.remove(os.path.join(state, name))
+        except FileNotFoundError:
+            pass
+    print("fleetlab stopped (pid %d)" % pid)
+    return 0
+
+
+def cmd_status(args):
+    from . import pool as P
+    state = os.path.abspath(args.state)
+    up, info = is_up(state)
+    db = os.path.join(state, "pool.sqlite")
+    rows, counts = [], {}
+    if os.path.exists(db):
+        pool = P.Pool(db)
+        counts = pool.state_counts()
+        order = ("CASE WHEN lease_name IS NULL THEN 1 ELSE 0 END, CASE state WHEN 'unleased' THEN 1 ELSE 0 END,"
+                 " created, mac")
+        rows = pool.machines(order=order)
+        if args.limit:
+            rows = rows[:args.limit]
+    if args.json:
+        print(json.dumps({"up": up, "info": {k: v for k, v in (info or {}).items() if k != "hmac_keys"},
+                          "states": counts,
+                          "machines": [{k: m[k] for k in ("id", "mac", "vendor", "size", "partition", "rack",
+                                                          "state", "lease_name", "hostname", "address")}
+                                       for m in rows]}, indent=2))
+        return 0 if up else 1
+    if up:
+        print("fleetlab is up (pid %d, driver %s)" % (info["pid"], info["driver"]))
+        print("  plunder %s   metal %s" % (info["plunder_url"], info["metal_url"]))
+    else:
+        print("fleetlab is DOWN (state %s)" % state)
+    if counts:
+        total = sum(counts.values())
+        print("  %d machines: %s" % (total, ", ".join("%s %d" % (s, counts.get(s, 0)) for s in P.STATES)))
+        print()
+        header = ("MAC", "ID", "VENDOR", "SIZE", "RACK", "STATE", "SINCE", "LEASE", "HOSTNAME", "ADDRESS")
+        table = [header]
+        now = time.time()
+        for m in rows:
+            table.append((m["mac"], m["id"][:8], (m["vendor"] or "-")[:18], m["size"], m["rack"], m["state"],
+                          _ago(now - m["state_since"]), m["lease_name"] or "-", m["hostname"] or "-",
+                          m["address"] or "-"))
+        widths = [max(len(str(r[i])) for r in table) for i in range(len(header))]
+        for r in table:
+            print("  ".join(str(c).ljust(widths[i]) for i, c in enumerate(r)).rstrip())
+        if args.limit and sum(counts.values()) > len(rows):
+            print("... %d more (--limit 0 shows all)" % (sum(counts.values()) - len(rows)))
+    return 0 if up else 1
+
+
+def _ago(seconds):
+    seconds = int(max(0, seconds))
+    if seconds < 120:
+        return "%ds" % seconds
+    if seconds < 7200:
+        return "%dm" % (seconds // 60)
+    return "%dh" % (seconds // 3600)
+
+
+def cmd_env(args):
+    state = os.path.abspath(args.state)
+    plunder = os.path.join(state, "plunderclient.yaml")
+    menv = os.path.join(state, "metal.env")
+    if not (os.path.exists(plunder) and os.path.exists(menv)):
+        sys.stderr.write("fleetlab is not up (no client files in %s)\n" % state)
+        return 1
+    print("export PLUNDER_CLIENT_CONFIG=%s" % plunder)
+    with open(menv, encoding="utf-8") as fh:
+        for line in fh:
+            line = line.strip()
+            if line and "=" in line:
+                print("export %s" % line)
+    return 0
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    if args.command == "serve":
+        from .server import serve
+        return serve(args)
+    return {"up": cmd_up, "down": cmd_down, "status": cmd_status, "env": cmd_env}[args.command](args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

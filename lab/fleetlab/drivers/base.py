@@ -1,0 +1,87 @@
+"""The driver interface: what the pool and the API faces ask of the machines, and what
+a driver reports back to the pool.
+
+A driver module ``fleetlab/drivers/<name>.py`` defines a subclass of :class:`Driver` and
+exports it as ``DRIVER``. ``fleetlab serve --driver <name>`` loads it lazily.
+
+Calls **into** the driver (from the faces, after the pool change is committed; they must
+return quickly, do slow work in the driver's own threads):
+
+* :meth:`Driver.start` / :meth:`Driver.stop`
+* :meth:`Driver.provision` -- a machine was leased (plunder deployment created, metal
+  allocation made): boot it into the installer and write the OS (``machine["image"]``,
+  ``machine["hostname"]``, ``machine["address"]`` and ``machine["lease"]`` with
+  ``ssh_pub_keys`` / ``sshkey`` / ``user_data``).
+* :meth:`Driver.reinstall` -- metal reinstall: the same with a new image.
+* :meth:`Driver.wipe` -- metal free: reclaim the machine, wipe its disk, back to the loop.
+* :meth:`Driver.power` -- metal power on/off/reset/cycle/bios/disk/pxe.
+* :meth:`Driver.run_command` -- plunder parlay: run one command on the machine (SSH on
+  real machines) and return ``(ok, output, error)``; an unreachable machine returns
+  ``(False, "", "dial tcp <ip>:22: i/o timeout")`` like an SSH dial failure.
+* :meth:`Driver.reachable` -- whether the machine's OS answers (the parlay ``uptime``
+  probe and metal's ``Phoned Home`` rely on the driver's truth).
+
+Calls **from** the driver into the pool (``self.pool``), to report what happened:
+
+* ``pool.record_seen(mac)`` -- a PXE loop hit. A leased machine starts installing; a
+  machine without a lease (wiped, rebooted blank) is back in the reboot loop.
+* ``pool.record_event(mac_or_id, phase, message=None)`` with ``phase`` one of
+  ``installing``, ``booting`` (OS written, kexec/reboot into it), ``provisioned`` (OS up
+  and reachable), ``rebooting``, ``wiping``, ``unleased``, ``crashed``, ``alive``.
+* ``pool.schedule(mac_or_id, step, at)`` / ``pool.take_due()`` -- a persisted per-machine
+  timer (survives restarts) a driver may use for its own steps.
+
+Drivers that do not see loop sightings for machines (the sim) set ``virtual_loop`` and
+``loop_period``: the pool then derives "seen again every loop period" itself.
+"""
+
+
+class Driver:
+    """Base class of the lab drivers. Subclasses override what they support."""
+
+    name = "base"
+    #: True when the pool should derive loop sightings from ``loop_period``
+    virtual_loop = False
+
+    def __init__(self, options):
+        self.options = dict(options)
+        self.loop_period = float(self.options.get("loop_period") or 6.0)
+        self.pool = None
+
+    # lifecycle of the driver itself
+    def start(self, pool):
+        """Called once the pool is open, before the faces accept requests."""
+        self.pool = pool
+
+    def stop(self):
+        """Called on shutdown; stop threads, leave machines as they are."""
+
+    #: address range for metal allocations (None: the CLI's ``--lease-network``)
+    lease_network = None
+
+    # calls from the faces
+    def provision(self, machine):
+        """A lease was committed for ``machine`` (a pool row dict)."""
+        raise NotImplementedError
+
+    def reinstall(self, machine):
+        """Re-install an allocated machine with ``machine["image"]``."""
+        raise NotImplementedError
+
+    def wipe(self, machine):
+        """Reclaim a freed machine: wipe and return it to the reboot loop."""
+        raise NotImplementedError
+
+    def power(self, machine, action):
+        """``action`` in on, off, reset, cycle, bios, disk, pxe."""
+
+    def reachable(self, machine):
+        """True when the machine's installed OS answers (SSH)."""
+        raise NotImplementedError
+
+    def run_command(self, machine, command, timeout=None, stdin=None):
+        """Run ``command`` (a shell string, possibly ``sudo -n -u U ...``) on the machine,
+        ``stdin`` piped in when given. Return ``(ok, output, error)``: ``output`` is the
+        combined output with trailing newlines trimmed, ``error`` the SSH/exit error text
+        (``"Process exited with status 1"``, ``"Command Timed out"``, dial errors)."""
+        raise NotImplementedError

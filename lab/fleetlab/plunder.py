@@ -1,0 +1,591 @@
+"""The plunder face: plunder's API server (HEAD, envelope with ``warning``) over the pool.
+
+Wire behaviour follows plunder-app/plunder's ``pkg/apiserver`` and ``pkg/services``:
+every reply is HTTP 200 with ``{"warning","error","success","payload"}`` (empty keys
+omitted); clients discover paths with ``GET /api/{name}/{METHOD}``; MACs travel with
+``-`` for ``:`` and IPs with ``-`` for ``.`` in URLs. Unknown paths get gorilla/mux's
+plain-text 404, wrong methods 405.
+
+Where the lab is stricter than plunder (it has one pool to protect): a deployment must
+name a MAC of the pool and a valid IP address, MACs compare case-insensitively, and a
+failed request changes nothing (plunder drops the MAC from its unleased list even when
+``POST /deployment`` then fails).
+"""
+
+import ipaddress
+import json
+import shlex
+import threading
+import time
+
+from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
+from werkzeug.routing import Map, Rule
+from werkzeug.wrappers import Request, Response
+
+from . import pool as P
+from .util import BodyTooLarge, dumps, read_body, rfc3339nano
+
+# name, method, route, path, description (plunder pkg/services/handler.go, pkg/parlay/handler.go)
+ENDPOINTS = [
+    ("apis", "GET", "/api", "/api", "Endpoint for interacting with the api server"),
+    ("apiFunctions", "GET", "/api/{function}/{method}", "/api", "Endpoint for interacting with the api server"),
+    ("config", "GET", "/config", "/config", "Allows the retrieving of Plunder Server configuration"),
+    ("config", "POST", "/config", "/config", "Allows the creation of Plunder Server configuration"),
+    ("configBoot", "POST", "/config/boot/{id}", "/config/boot",
+     "Allows the creation of Plunder Server Boot configuration"),
+    ("configBoot", "DELETE", "/config/boot/{id}", "/config/boot",
+     "Performs the deletion of Plunder Server Boot configuration"),
+    ("dhcp", "GET", "/dhcp/{id}", "/dhcp", "Allows the retrieval of DHCP information"),
+    ("deployments", "GET", "/deployments", "/deployments", "Allows the retrieving of Plunder Server deployments"),
+    ("deployments", "POST", "/deployments", "/deployments", "Allows the creation of Plunder Server deployments"),
+    ("deployment", "POST", "/deployment", "/deployment", "Allows the creation of a specific Plunder deployment"),
+    ("deployment", "PATCH", "/deployment", "/deployment", "Allows the patching of a Plunder Server deployment"),
+    ("deploymentID", "GET", "/deployment/{id}", "/deployment",
+     "Allows the retrieval of specific information about a deployment"),
+    ("deploymentID", "PATCH", "/deployment/{id}", "/deployment", "Allows the patching of Plunder Server deployments"),
+    ("deploymentID", "DELETE", "/deployment/{id}", "/deployment", "Allows the deletion of a Plunder Server deployment"),
+    ("deploymentMac", "DELETE", "/deployment/mac/{id}", "/deployment/mac",
+     "Allows the deletion of a Plunder Server deployment based upon its MAC address"),
+    ("deploymentAddress", "DELETE", "/deployment/address/{id}", "/deployment/address",
+     "Allows the deletion of a Plunder Server deployment based upon its network address"),
+    ("parlay", "POST", "/parlay", "/parlay", "Create a parlay automation deployment"),
+    ("parlayLog", "GET", "/parlay/logs/{id}", "/parlay/logs", "Retrieve the logs from a parlay deployment"),
+    ("parlayLog", "DELETE", "/parlay/logs/{id}", "/parlay/logs",
+     "Delete the cached logs from a specific parlay deployment"),
+]
+
+HOST_CONFIG_KEYS = [
+    "adapter", "address", "hostname", "gateway", "subnet", "nameserver", "ntpserver", "lvmEnabled",
+    "swapDisabled", "username", "password", "repoaddress", "mirrordir", "sshkeypath", "sshkey", "packages",
+    "bootyAction", "compressed", "sourceImage", "destinationDevice", "sourceDevice", "destinationAddress",
+    "growPartition", "lvmRootName", "shellOnFail",
+]
+# inherited from globalConfig on every rebuild (templateUtils.go PopulateFromGlobalConfiguration)
+INHERITED = ["gateway", "subnet", "nameserver", "adapter", "repoaddress", "mirrordir", "username", "password",
+             "sshkeypath", "packages", "bootyAction", "compressed", "sourceImage", "destinationDevice",
+             "sourceDevice", "destinationAddress", "growPartition", "lvmRootName", "shellOnFail"]
+BOOT_CONFIG_KEYS = ["configName", "configType", "kernelPath", "initrdPath", "cmdline", "isoPath", "isoPrefix"]
+
+W_DEPLOY = "Error updating Deployment Configuration"
+W_SERVER = "Error updating Server Configuration"
+
+
+def default_server_config(gateway="10.77.0.1"):
+    return {
+        "adapter": "labbr0", "enableDHCP": False,
+        "dhcpConfig": {"addressDHCP": gateway, "startDHCP": "", "leasePoolDHCP": 20, "subnetDHCP": "",
+                       "gatewayDHCP": gateway, "nameserverDHCP": gateway},
+        "enableTFTP": False, "addressTFTP": gateway, "enableHTTP": True, "addressHTTP": gateway,
+        "pxePath": "undionly.kpxe",
+        "bootConfigs": [
+            {"configName": "preseed", "configType": "preseed", "kernelPath": "/ubuntu/linux",
+             "initrdPath": "/ubuntu/initrd.gz", "cmdline": ""},
+            {"configName": "booty", "configType": "booty", "kernelPath": "/booty/vmlinuz",
+             "initrdPath": "/booty/initrd.gz", "cmdline": ""},
+        ],
+    }
+
+
+def default_global_config(network):
+    gw = str(next(network.hosts()))
+    return {"adapter": "eth0", "gateway": gw, "subnet": str(network.netmask), "nameserver": gw,
+            "username": "fleet", "repoaddress": gw, "mirrordir": "/ubuntu", "packages": "openssh-server"}
+
+
+def _ordered(d, keys):
+    out = {k: d[k] for k in keys if k in d and d[k] not in (None, "")}
+    return out
+
+
+def _valid_ip(text):
+    try:
+        ipaddress.ip_address(text)
+        return True
+    except ValueError:
+        return False
+
+
+class _Fail(Exception):
+    def __init__(self, warning, error):
+        super().__init__(error)
+        self.warning = warning
+        self.error = error
+
+
+class PlunderFace:
+    def __init__(self, lab):
+        self.lab = lab
+        self.pool = lab.pool
+        self.driver = lab.driver
+        self.logs = {}  # ip -> {"state", "entries"}
+        self.logs_enabled = False
+        self.keys = {}  # commandSaveAsKey store
+        self._log_lock = threading.Lock()
+        if self.pool.kv_get("plunder.config") is None:
+            self.pool.kv_set("plunder.config", default_server_config(str(next(self.pool.lease_network.hosts()))))
+        if self.pool.kv_get("plunder.global") is None:
+            self.pool.kv_set("plunder.global", default_global_config(self.pool.lease_network))
+        rules = []
+        for name, method, route, _path, _desc in ENDPOINTS:
+            if name == "apiFunctions":
+                rule = "/api/<function>/<method>"
+            else:
+                rule = route.replace("{id}", "<path:id>")
+            rules.append(Rule(rule, methods=[method], endpoint=(name, method)))
+        self.url_map = Map(rules, strict_slashes=False, merge_slashes=False)
+
+    # -- WSGI ------------------------------------------------------------------------------
+    def __call__(self, environ, start_response):
+        request = Request(environ)
+        adapter = self.url_map.bind_to_environ(environ)
+        try:
+            (name, method), args = adapter.match()
+        except MethodNotAllowed:
+            return Response("", status=405)(environ, start_response)
+        except (NotFound, HTTPException):
+            return Response("404 page not found\n", status=404, content_type="text/plain; charset=utf-8")(
+                environ, start_response)
+        handler = getattr(self, "h_%s_%s" % (name, method.lower()))
+        try:
+            result = handler(request, **args)
+        except _Fail as f:
+            result = {"warning": f.warning, "error": f.error}
+        except BodyTooLarge:
+            result = {"warning": "Error reading the request", "error": "http: request body too large"}
+        body = {}
+        for key in ("warning", "error", "success"):
+            if result.get(key):
+                body[key] = result[key]
+        if "payload" in result:
+            body["payload"] = result["payload"]
+        return Response(dumps(body) + "\n", status=200, content_type="application/json")(environ, start_response)
+
+    # -- discovery ------------------------------------------------------------------------
+    @staticmethod
+    def _endpoint(entry):
+        name, method, route, path, desc = entry
+        return {"name": name, "path": path, "functionEndpoint": route, "description": desc, "method": method}
+
+    def h_apis_get(self, request):
+        return {"payload": [self._endpoint(e) for e in ENDPOINTS]}
+
+    def h_apiFunctions_get(self, request, function, method):
+        for e in ENDPOINTS:
+            if e[0] == function and e[1] == method:
+                return {"payload": self._endpoint(e)}
+        return {"warning": "Unable to find HTTP method [%s] for function [%s]" % (method, function),
+                "error": "Error looking up in API Server"}
+
+    # -- server configuration ----------------------------------------------------------------
+    def h_config_get(self, request):
+        return {"payload": self.pool.kv_get("plunder.config")}
+
+    def h_config_post(self, request):
+        data = self._parse_yaml_or_json(read_body(request), W_SERVER)
+        if not isinstance(data, dict):
+            raise _Fail(W_SERVER, "Unable to parse configuration as either yaml or json")
+        with self.pool.tx() as conn:
+            cfg = self.pool.kv_get("plunder.config")
+            for key, value in data.items():
+                if key == "bootConfigs":
+                    if not isinstance(value, list) or not all(isinstance(b, dict) for b in value):
+                        raise _Fail(W_SERVER, "Unable to parse configuration as either yaml or json")
+                    value = [_ordered(b, BOOT_CONFIG_KEYS) for b in value]
+                cfg[key] = value
+            self.pool.kv_set("plunder.config", cfg, conn)
+        return {}
+
+    def h_configBoot_post(self, request, id):
+        raw = read_body(request)
+        try:
+            boot = json.loads(raw)
+            if not isinstance(boot, dict):
+                raise ValueError("not an object")
+        except ValueError as exc:
+            raise _Fail(W_SERVER, str(exc))
+        boot = _ordered({k: str(v) for k, v in boot.items() if k in BOOT_CONFIG_KEYS}, BOOT_CONFIG_KEYS)
+        for k in ("configName", "configType", "kernelPath", "initrdPath", "cmdline"):
+            boot.setdefault(k, "")
+        with self.pool.tx() as conn:
+            cfg = self.pool.kv_get("plunder.config")
+            if any(b.get("configName") == boot["configName"] for b in cfg["bootConfigs"]):
+                raise _Fail("Error duplicate Server Configuration",
+                            "Boot Configuration [%s] already exists" % boot["configName"])
+            cfg["bootConfigs"].append(boot)
+            self.pool.kv_set("plunder.config", cfg, conn)
+        return {}
+
+    def h_configBoot_delete(self, request, id):
+        with self.pool.tx() as conn:
+            cfg = self.pool.kv_get("plunder.config")
+            keep = [b for b in cfg["bootConfigs"] if b.get("configName") != id]
+            if len(keep) == len(cfg["bootConfigs"]):
+                raise _Fail("Error updating Deployment Configuration", "Unable to find boot configuration %s" % id)
+            cfg["bootConfigs"] = keep
+            self.pool.kv_set("plunder.config", cfg, conn)
+        return {}
+
+    # -- DHCP ------------------------------------------------------------------------------
+    def h_dhcp_get(self, request, id):
+        if id == "unleased":
+            items = [{"mac": mac, "time": rfc3339nano(t)} for mac, t in self.pool.unleased()]
+            return {"payload": items or None}
+        if id == "leases":
+            now = time.time()
+            rows = self.pool.query("SELECT mac FROM machines WHERE lease_face='plunder' AND address IS NOT NULL"
+                                   " ORDER BY leased_at")
+            items = [{"mac": r[0], "time": rfc3339nano(now + 7200)} for r in rows]
+            return {"payload": items or None}
+        return {}
+
+    # -- deployments --------------------------------------------------------------------------
+    def _boot_configs(self):
+        return {b.get("configName"): b for b in self.pool.kv_get("plunder.config")["bootConfigs"]}
+
+    def _render(self, m, global_cfg, boots):
+        pl = (m["lease"] or {}).get("plunder") or {}
+        host = dict(pl.get("config") or {})
+        for key in INHERITED:
+            if host.get(key) in (None, "") and global_cfg.get(key) not in (None, ""):
+                host[key] = global_cfg[key]
+        # plunder's rebuild leaves these false unless only the global sets them
+        for key in ("lvmEnabled", "swapDisabled"):
+            host[key] = bool(host.get(key)) if host.get(key) is not None else bool(global_cfg.get(key, False))
+        if not host.get("sshkey") and global_cfg.get("sshkey"):
+            host["sshkey"] = global_cfg["sshkey"]
+        config = {k: host[k] for k in HOST_CONFIG_KEYS
+                  if k in host and (host[k] not in (None, "") or k in ("lvmEnabled", "swapDisabled"))}
+        name = pl.get("bootConfigName", "")
+        boot = dict(boots.get(name) or {"configName": "", "configType": "", "kernelPath": "", "initrdPath": "",
+                                        "cmdline": ""})
+        out = {"mac": m["mac"]}
+        if name:
+            out["bootConfigName"] = name
+        out["bootConfig"] = boot
+        out["config"] = config
+        return out
+
+    def _plunder_leases(self):
+        return self.pool.machines("lease_face='plunder'", order="leased_at")
+
+    def h_deployments_get(self, request):
+        global_cfg = self.pool.kv_get("plunder.global")
+        boots = self._boot_configs()
+        deps = [self._render(m, global_cfg, boots) for m in self._plunder_leases()]
+        return {"payload": {"globalConfig": global_cfg, "deployments": deps or None}}
+
+    def _parse_yaml_or_json(self, raw, warning):
+        import yaml  # plunder tries YAML (a superset) then JSON
+        try:
+            return yaml.safe_load(raw.decode("utf-8")) if raw.strip() else None
+        except (yaml.YAMLError, UnicodeDecodeError) as exc:
+            raise _Fail(warning, "Unable to parse configuration as either yaml or json\n %s" % exc)
+
+    def _check_deployment(self, dep, boots, conn, allow_leased_by=None):
+        """Validate one DeploymentConfig dict; return (machine, lease dict)."""
+        if not isinstance(dep, dict) or not isinstance(dep.get("mac", ""), str):
+            raise _Fail(W_DEPLOY, "Unable to parse deployment configuration")
+        config = dep.get("config") or {}
+        if not isinstance(config, dict):
+            raise _Fail(W_DEPLOY, "Unable to parse deployment configuration")
+        raw_mac = dep.get("mac", "")
+        try:
+            mac = P.normalize_mac(raw_mac)
+        except P.PoolError:
+            raise _Fail(W_DEPLOY, "Unknown MAC address [%s]: not a machine of this lab" % raw_mac)
+        m = self.pool.get(mac, conn)
+        if m is None:
+            raise _Fail(W_DEPLOY, "Unknown MAC address [%s]: not a machine of this lab" % raw_mac)
+        name = dep.get("bootConfigName", "") or ""
+        if name not in boots:
+            raise _Fail(W_DEPLOY, "Host [%s] uses unknown config [%s], stopping config update" % (raw_mac, name))
+        address = config.get("address", "")
+        if address and (not isinstance(address, str) or not _valid_ip(address)):
+            raise _Fail(W_DEPLOY, "Invalid address [%s] for MAC address [%s]" % (address, raw_mac))
+        clean = {k: config[k] for k in HOST_CONFIG_KEYS if k in config}
+        lease = {"name": clean.get("hostname") or mac, "hostname": clean.get("hostname", ""),
+                 "address": address or None, "image": name, "owner": "plunder",
+                 "sshkey": clean.get("sshkey", ""),
+                 "plunder": {"bootConfigName": name, "config": clean}}
+        return m, lease
+
+    def h_deployment_post(self, request):
+        raw = read_body(request)
+        try:
+            dep = json.loads(raw)
+        except ValueError:
+            raise _Fail(W_DEPLOY, "Unable to parse deployment configuration")
+        boots = self._boot_configs()
+        with self.pool.tx() as conn:
+            m, lease = self._check_deployment(dep, boots, conn)
+            if m["lease_name"] is not None:
+                raise _Fail(W_DEPLOY, "Duplicate entry for MAC address [%s]" % dep.get("mac"))
+            leased = self.pool.lease(m["id"], lease, "plunder", conn=conn)
+        self.driver.provision(leased)
+        return {}
+
+    def h_deployments_post(self, request):
+        data = self._parse_yaml_or_json(read_body(request), W_DEPLOY)
+        if not isinstance(data, dict):
+            raise _Fail(W_DEPLOY, "Unable to parse configuration as either yaml or json\n bad document")
+        deps = data.get("deployments") or []
+        if not deps:
+            return {}
+        if not isinstance(deps, list):
+            raise _Fail(W_DEPLOY, "Unable to parse configuration as either yaml or json\n bad deployments")
+        boots = self._boot_configs()
+        provisioned = []
+        with self.pool.tx() as conn:
+            wanted = {}
+            for dep in deps:
+                m, lease = self._check_deployment(dep, boots, conn)
+                if m["lease_name"] is not None and m["lease_face"] != "plunder":
+                    raise _Fail(W_DEPLOY, "Duplicate entry for MAC address [%s]" % dep.get("mac"))
+                if m["mac"] in wanted:
+                    raise _Fail(W_DEPLOY, "Duplicate entry for MAC address [%s]" % dep.get("mac"))
+                wanted[m["mac"]] = (m, lease)
+            for old in self.pool.machines("lease_face='plunder'"):
+                if old["mac"] not in wanted:
+                    self.pool.release(old["id"], conn=conn)
+            for mac, (m, lease) in wanted.items():
+                if m["lease_name"] is not None:
+                    self.pool.update_lease(m["id"], lease, conn=conn)
+                else:
+                    provisioned.append(self.pool.lease(m["id"], lease, "plunder", conn=conn))
+            gc = data.get("globalConfig")
+            if isinstance(gc, dict):
+                self.pool.kv_set("plunder.global", {k: gc[k] for k in HOST_CONFIG_KEYS if k in gc}, conn)
+        for m in provisioned:
+            self.driver.provision(m)
+        return {}
+
+    def _patch(self, request, mac_hint):
+        raw = read_body(request)
+        try:
+            dep = json.loads(raw)
+            if not isinstance(dep, dict):
+                raise ValueError
+        except ValueError:
+            raise _Fail(W_DEPLOY, "Unable to parse deployment configuration")
+        if mac_hint is not None:
+            dep["mac"] = mac_hint
+        boots = self._boot_configs()
+        with self.pool.tx() as conn:
+            try:
+                m, lease = self._check_deployment(dep, boots, conn)
+            except _Fail as f:
+                if "Unknown MAC" in f.error:
+                    raise _Fail(W_DEPLOY, "Unable to find existing deployment for MAC address [%s]" % dep.get("mac"))
+                raise
+            if m["lease_face"] != "plunder":
+                raise _Fail(W_DEPLOY, "Unable to find existing deployment for MAC address [%s]" % dep.get("mac"))
+            self.pool.update_lease(m["id"], lease, conn=conn)
+        return {}
+
+    def h_deployment_patch(self, request):
+        return self._patch(request, None)
+
+    def h_deploymentID_patch(self, request, id):
+        if id == "global":
+            raw = read_body(request)
+            try:
+                gc = json.loads(raw)
+                if not isinstance(gc, dict):
+                    raise ValueError
+            except ValueError:
+                raise _Fail("Error updating Global Configuration", "Unable to parse deployment configuration")
+            self.pool.kv_set("plunder.global", {k: gc[k] for k in HOST_CONFIG_KEYS if k in gc})
+            return {}
+        return self._patch(request, id.replace("-", ":"))
+
+    def h_deploymentID_get(self, request, id):
+        mac = id.replace("-", ":").lower()
+        m = self.pool.get(mac) if len(mac) == 17 else None
+        if m is None or m["lease_face"] != "plunder":
+            return {"error": "Unable to find MAC"}
+        return {"payload": self._render(m, self.pool.kv_get("plunder.global"), self._boot_configs())}
+
+    def _delete(self, id, by_mac=True, by_address=True):
+        with self.pool.tx() as conn:
+            target = None
+            if by_mac:
+                mac = id.replace("-", ":").lower()
+                m = self.pool.get(mac, conn) if len(mac) == 17 else None
+                if m is not None and m["lease_face"] == "plunder":
+                    target = m
+            if target is None and by_address:
+                address = id.replace("-", ".")
+                for m in self.pool.by_address(address, conn):
+                    if m["lease_face"] == "plunder":
+                        target = m
+                        break
+            if target is None:
+                raise _Fail(W_DEPLOY, "Unable to find existing deployment for Address [%s]" % id)
+            self.pool.release(target["id"], conn=conn)
+        return {}
+
+    def h_deploymentID_delete(self, request, id):
+        return self._delete(id)
+
+    def h_deploymentMac_delete(self, request, id):
+        return self._delete(id, by_address=False)
+
+    def h_deploymentAddress_delete(self, request, id):
+        return self._delete(id, by_mac=False)
+
+    # -- parlay ----------------------------------------------------------------------------
+    def h_parlay_post(self, request):
+        raw = read_body(request)
+        try:
+            tmap = json.loads(raw)
+            if not isinstance(tmap, dict):
+                raise ValueError("json: cannot unmarshal into Go value of type parlaytypes.TreasureMap")
+            deployments = tmap.get("deployments") or []
+            if not isinstance(deployments, list) or not all(isinstance(d, dict) for d in deployments):
+                raise ValueError("json: cannot unmarshal deployments")
+            for d in deployments:
+                if not isinstance(d.get("hosts") or [], list) or not isinstance(d.get("actions") or [], list):
+                    raise ValueError("json: cannot unmarshal hosts/actions")
+                if not all(isinstance(a, dict) for a in d.get("actions") or []):
+                    raise ValueError("json: cannot unmarshal actions")
+        except ValueError as exc:
+            raise _Fail("Error parsing the parlay actions", str(exc))
+        leases = self._plunder_leases()
+        if not leases:
+            raise _Fail("Error importing the hosts from deployment", "No deployment configurations found")
+        addresses = {}
+        for m in leases:
+            if m["address"]:
+                addresses[m["address"]] = m["id"]
+        if not deployments:
+            raise _Fail("Error performing the parlay actions", "No Deployments in parlay map")
+        for d in deployments:
+            for host in d.get("hosts") or []:
+                if host not in addresses:
+                    raise _Fail("Error performing the parlay actions", "Host [%s] has no SSH credentials" % host)
+        with self._log_lock:
+            self.logs_enabled = True
+        t = threading.Thread(target=self._run_map, args=(deployments, addresses), daemon=True,
+                             name="parlay")
+        t.start()
+        return {}
+
+    def _log(self, ip, task, output, error, state=None):
+        with self._log_lock:
+            log = self.logs.get(ip)
+            if log is None:
+                log = self.logs[ip] = {"state": "Running", "entries": []}
+            if task is not None:
+                log["entries"].append({"created": rfc3339nano(time.time()), "task": task, "error": error or "",
+                                       "entry": output if output else "[No Output]"})
+            if state:
+                log["state"] = state
+
+    def _set_running(self, ip):
+        with self._log_lock:
+            if ip in self.logs:
+                self.logs[ip]["state"] = "Running"
+
+    def _run_map(self, deployments, addresses):
+        for d in deployments:
+            parallel = bool(d.get("parallel"))
+            hosts = d.get("hosts") or []
+            if parallel:
+                threads = [threading.Thread(target=self._run_host, args=(d, h, addresses[h], True), daemon=True)
+                           for h in hosts]
+                for t in threads:
+                    t.start()
+                for t in threads:
+                    t.join()
+            else:
+                for h in hosts:
+                    self._run_host(d, h, addresses[h], False)
+
+    def _run_host(self, d, ip, machine_id, parallel):
+        self._set_running(ip)
+        for action in d.get("actions") or []:
+            name = action.get("name", "")
+            atype = action.get("type", "")
+            ok, output, error = self._run_action(action, machine_id)
+            if atype in ("upload", "download") and ok and not parallel:
+                continue
+            if atype in ("pkg", "key"):
+                continue
+            self._log(ip, name, output, error)
+            if not ok and not action.get("ignoreFail"):
+                if not parallel:
+                    self._log(ip, None, None, None, state="Failed")
+                return
+        if not parallel:  # plunder never completes parallel runs
+            self._log(ip, None, None, None, state="Completed")
+
+    def _run_action(self, action, machine_id):
+        atype = action.get("type", "")
+        m = self.pool.get(machine_id)
+        if m is None:
+            return False, "", "machine vanished"
+        if atype in ("pkg", "key"):
+            return True, "", ""
+        if atype in ("upload", "download"):
+            if not self.driver.reachable(m):
+                return False, "", "dial tcp %s:22: i/o timeout" % m["address"]
+            return True, "", ""
+        if atype != "command":
+            return False, "", "Unknown action type [%s]" % atype
+        if action.get("commandLocal") or action.get("commandPipeFile"):
+            return False, "", "the lab does not run commands on the plunder host (commandLocal/commandPipeFile)"
+        if action.get("keyName"):
+            command = self.keys.get(action["keyName"], "")
+        else:
+            command = action.get("command") or ""
+        if action.get("commandSudo"):
+            command = "sudo -n -u %s %s" % (action["commandSudo"], command)
+        stdin = None
+        if action.get("commandPipeCmd"):
+            stdin = _echo_output(action["commandPipeCmd"])
+            if stdin is None:
+                return False, "", "the lab pipes only echo commands (commandPipeCmd %r)" % action["commandPipeCmd"]
+        timeout = action.get("timeout") or 0
+        timeout = 365 * 86400 if not timeout else float(timeout)
+        ok, output, error = self.driver.run_command(m, command, timeout=timeout, stdin=stdin)
+        output = (output or "").rstrip("\r\n")
+        if ok and action.get("commandSaveAsKey"):
+            self.keys[action["commandSaveAsKey"]] = output
+        return ok, output, error
+
+    def h_parlayLog_get(self, request, id):
+        ip = id.replace("-", ".")
+        with self._log_lock:
+            if not self.logs_enabled:
+                raise _Fail("Error reading Parlay Logs", "JSON Logging hasn't been enabled")
+            log = self.logs.get(ip)
+            if log is None:
+                raise _Fail("Error reading Parlay Logs", "No Logs for Target [%s] exist" % ip)
+            return {"payload": {"state": log["state"], "entries": list(log["entries"])}}
+
+    def h_parlayLog_delete(self, request, id):
+        ip = id.replace("-", ".")
+        with self._log_lock:
+            if not self.logs_enabled:
+                return {}
+            if self.logs.pop(ip, None) is None:
+                raise _Fail("Error reading deleting logs",
+                            "In-Memory logging for [%s] either doesn't exist or has already been deleted" % ip)
+        return {}
+
+
+def _echo_output(cmd):
+    """What ``bash -c <cmd>`` prints for a plain ``echo`` (the only local command the lab runs)."""
+    try:
+        argv = shlex.split(cmd)
+    except ValueError:
+        return None
+    if not argv or argv[0] != "echo":
+        return None
+    args = argv[1:]
+    newline = True
+    while args and args[0] in ("-e", "-n", "-en", "-ne"):
+        if "n" in args[0]:
+            newline = False
+        args = args[1:]
+    return " ".join(args) + ("\n" if newline else "")

@@ -1,0 +1,190 @@
+"""Run the lab: open the pool, start the driver, serve both faces, write the client files.
+
+Files in the state directory:
+
+* ``pool.sqlite`` (+ WAL) -- the machine pool;
+* ``plunderclient.yaml`` -- a real plunder client config (address, base64 cert, port);
+* ``metal.env`` -- ``METALCTL_API_URL``, ``METALCTL_HMAC``, ``METALCTL_HMAC_AUTH_TYPE``;
+* ``lab.json`` -- pid, URLs, ports and the three HMAC keys (mode 0600);
+* ``secrets.json`` -- the HMAC keys kept across restarts (mode 0600);
+* ``fleetlab.log`` -- the server log; ``fleetlab.pid``.
+
+The client files are written only after both faces accept connections, and removed
+first on start, so their presence means "the lab is up".
+"""
+
+import base64
+import json
+import logging
+import os
+import secrets
+import signal
+import ssl
+import threading
+import time
+
+import yaml
+from werkzeug.serving import WSGIRequestHandler, make_server
+
+from . import pool as P
+from .certs import ensure_cert
+from .drivers import load_driver
+from .metal import AUTH_TYPES, MetalFace
+from .plunder import PlunderFace
+
+CLIENT_FILES = ("plunderclient.yaml", "metal.env", "lab.json")
+log = logging.getLogger("fleetlab")
+
+
+class _Handler(WSGIRequestHandler):
+    def log_request(self, code="-", size="-"):
+        logging.getLogger("fleetlab.access").info('%s "%s" %s', self.address_string(), self.requestline, code)
+
+    def log_error(self, format, *args):
+        logging.getLogger("fleetlab.access").warning(format, *args)
+
+
+class Lab:
+    """The pool, the driver and both faces of one running lab."""
+
+    def __init__(self, opts):
+        self.opts = opts
+        self.state_dir = os.path.abspath(opts.state)
+        os.makedirs(self.state_dir, exist_ok=True)
+        driver_opts = {"preset": opts.preset, "loop_period": opts.loop_period,
+                       "install_seconds": opts.install_seconds, "wipe_seconds": opts.wipe_seconds,
+                       "state_dir": self.state_dir, "bind": opts.bind}
+        for item in opts.driver_opt or []:
+            key, _, value = item.partition("=")
+            driver_opts[key.replace("-", "_")] = value
+        self.driver = load_driver(opts.driver, driver_opts)
+        network = self.driver.lease_network or opts.lease_network
+        self.pool = P.open_pool(self.state_dir, lease_network=network)
+        if self.driver.virtual_loop:
+            self.pool.loop_period = self.driver.loop_period
+        machines = []
+        if opts.pool:
+            machines = P.load_pool_file(opts.pool)
+        elif opts.machines or self.pool.count() == 0:
+            machines = P.generate_machines(opts.machines if opts.machines is not None else 24)
+        if machines:
+            added = self.pool.populate(machines)
+            log.info("pool: %d machines (%d new)", self.pool.count(), added)
+        self.keys = self._hmac_keys()
+        tokens = {}
+        for item in opts.metal_token or []:
+            role, _, token = item.partition("=")
+            if role not in AUTH_TYPES or not token:
+                raise SystemExit("--metal-token expects ROLE=TOKEN with ROLE view, edit or admin")
+            tokens[token] = role
+        self.plunder = PlunderFace(self)
+        self.metal = MetalFace(self, base_path=opts.metal_base_path, hmac_keys=self.keys, tokens=tokens)
+        self.servers = []
+
+    def _hmac_keys(self):
+        path = os.path.join(self.state_dir, "secrets.json")
+        keys = {}
+        if os.path.exists(path):
+            with open(path, encoding="utf-8") as fh:
+                keys = json.load(fh)
+        for role in ("view", "edit", "admin"):
+            given = getattr(self.opts, "hmac_%s_key" % role, None)
+            if given:
+                keys[role] = given
+            keys.setdefault(role, "fleetlab-%s-%s" % (role, secrets.token_hex(12)))
+        _write(path, json.dumps(keys, indent=2) + "\n", 0o600)
+        return keys
+
+    def start(self):
+        for name in CLIENT_FILES:
+            try:
+                os.remove(os.path.join(self.state_dir, name))
+            except FileNotFoundError:
+                pass
+        self.driver.start(self.pool)
+        bind = self.opts.bind
+        ssl_ctx = None
+        cert_pem = b""
+        if not self.opts.plunder_insecure:
+            cert_path, key_path, cert_pem = ensure_cert(self.state_dir, [bind])
+            ssl_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            ssl_ctx.load_cert_chain(cert_path, key_path)
+        plunder_srv = make_server(bind, self.opts.plunder_port, self.plunder, threaded=True,
+                                  ssl_context=ssl_ctx, request_handler=_Handler)
+        metal_srv = make_server(bind, self.opts.metal_port, self.metal, threaded=True, request_handler=_Handler)
+        plunder_srv.daemon_threads = True
+        metal_srv.daemon_threads = True
+        self.servers = [plunder_srv, metal_srv]
+        for srv, name in ((plunder_srv, "plunder"), (metal_srv, "metal")):
+            t = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.2}, name=name, daemon=True)
+            t.start()
+        self.plunder_port = plunder_srv.server_port
+        self.metal_port = metal_srv.server_port
+        host = "[%s]" % bind if ":" in bind else bind
+        scheme = "http" if self.opts.plunder_insecure else "https"
+        self.plunder_url = "%s://%s:%d" % (scheme, host, self.plunder_port)
+        base = "/" + self.opts.metal_base_path.strip("/") if self.opts.metal_base_path.strip("/") else ""
+        self.metal_url = "http://%s:%d%s" % (host, self.metal_port, base)
+        # both faces listen: now the client files
+        auth_role = self.opts.metal_env_role
+        _write(os.path.join(self.state_dir, "plunderclient.yaml"), yaml.safe_dump(
+            {"address": bind, "cert": base64.b64encode(cert_pem).decode(), "port": self.plunder_port},
+            default_flow_style=False), 0o644)
+        _write(os.path.join(self.state_dir, "lab.json"), json.dumps({
+            "pid": os.getpid(), "driver": self.opts.driver, "state_dir": self.state_dir,
+            "plunder_url": self.plunder_url, "plunder_port": self.plunder_port, "metal_url": self.metal_url,
+            "metal_port": self.metal_port, "bind": bind, "hmac_keys": self.keys,
+            "machines": self.pool.count(), "started": time.time()}, indent=2) + "\n", 0o600)
+        _write(os.path.join(self.state_dir, "metal.env"),
+               "METALCTL_API_URL=%s\nMETALCTL_HMAC=%s\nMETALCTL_HMAC_AUTH_TYPE=%s\n"
+               % (self.metal_url, self.keys[auth_role], AUTH_TYPES[auth_role]), 0o600)
+        _write(os.path.join(self.state_dir, "fleetlab.pid"), "%d\n" % os.getpid(), 0o644)
+        log.info("plunder face %s, metal face %s, state %s", self.plunder_url, self.metal_url, self.state_dir)
+
+    def stop(self):
+        for srv in self.servers:
+            srv.shutdown()
+            srv.server_close()
+        self.driver.stop()
+        try:
+            os.remove(os.path.join(self.state_dir, "fleetlab.pid"))
+        except FileNotFoundError:
+            pass
+
+
+def _write(path, text, mode):
+    tmp = path + ".tmp%d" % os.getpid()
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(text)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def serve(opts):
+    """Run in the foreground until SIGTERM/SIGINT."""
+    os.makedirs(opts.state, exist_ok=True)
+    handlers = [logging.FileHandler(os.path.join(opts.state, "fleetlab.log"))]
+    if not opts.quiet:
+        handlers.append(logging.StreamHandler())
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s",
+                        handlers=handlers, force=True)
+    if opts.no_access_log:
+        logging.getLogger("fleetlab.access").setLevel(logging.WARNING)
+    lab = Lab(opts)
+    stop = threading.Event()
+
+    def _sig(signum, frame):
+        stop.set()
+
+    signal.signal(signal.SIGTERM, _sig)
+    signal.signal(signal.SIGINT, _sig)
+    lab.start()
+    try:
+        while not stop.is_set():
+            stop.wait(1.0)
+    finally:
+        log.info("shutting down")
+        lab.stop()
+    return 0

@@ -1,0 +1,54 @@
+"""Small helpers shared by the faces."""
+
+import datetime
+import json
+
+MAX_BODY = 1024 * 1024  # bytes; larger request bodies are refused
+
+
+def rfc3339nano(ts):
+    """Go's time.RFC3339Nano for a unix timestamp, UTC: trailing fraction zeros trimmed."""
+    if ts is None:
+        return None
+    dt = datetime.datetime.fromtimestamp(ts, datetime.timezone.utc)
+    base = dt.strftime("%Y-%m-%dT%H:%M:%S")
+    frac = ("%06d" % dt.microsecond).rstrip("0")
+    return base + ("." + frac if frac else "") + "Z"
+
+
+def rfc3339(ts):
+    dt = datetime.datetime.fromtimestamp(ts, datetime.timezone.utc)
+    return dt.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_rfc3339(text):
+    """Parse an RFC3339 timestamp (as Go's time.Parse(time.RFC3339)) to a unix time."""
+    if not isinstance(text, str) or "T" not in text:
+        raise ValueError("not RFC3339: %r" % (text,))
+    value = text
+    if value.endswith("Z") or value.endswith("z"):
+        value = value[:-1] + "+00:00"
+    dt = datetime.datetime.fromisoformat(value)
+    if dt.tzinfo is None:
+        raise ValueError("no zone in %r" % (text,))
+    return dt.timestamp()
+
+
+def dumps(obj):
+    """Compact JSON like Go's encoder (no ASCII escaping)."""
+    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False)
+
+
+class BodyTooLarge(Exception):
+    pass
+
+
+def read_body(request, limit=MAX_BODY):
+    """The request body, refusing more than ``limit`` bytes."""
+    length = request.content_length
+    if length is not None and length > limit:
+        raise BodyTooLarge()
+    data = request.stream.read(limit + 1)
+    if len(data) > limit:
+        raise BodyTooLarge()
+    return data
