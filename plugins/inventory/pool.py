@@ -31,7 +31,7 @@ description:
   - With O(cache) enabled, one cache entry is kept per inventory source; it is used only while the
     connection, O(status) and O(filters) are those it was fetched with.
 author:
-  - baremetal.fleet contributors
+  - baremetal.fleet maintainers (@baremetal-fleet)
 extends_documentation_fragment:
   - baremetal.fleet.connection.plugin
   - constructed
@@ -328,7 +328,6 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
     def _populate(self, records, sources):
         inventory = self.inventory
         prefix = self.get_option("vars_prefix")
-        name_prefix = self.get_option("hostname_prefix")
         default_groups = self.get_option("default_groups")
         group_prefix = self.get_option("group_prefix") or ""
         compose = self.get_option("compose")
@@ -338,36 +337,19 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
         constructed = bool(compose or groups or keyed_groups)
         var_names = [(key, prefix + key) for key in FIELDS]
 
-        known_groups = {}
+        named = self._assign_names(records, sources, self.get_option("hostname_prefix"))
+        named.sort(key=lambda item: item[0])  # hosts (and groups) appear sorted by name
 
-        def group(name):
-            name = group_prefix + name
-            real = known_groups.get(name)
-            if real is None:
-                real = known_groups[name] = inventory.add_group(name)
-            return real
-
+        members = {}
         if default_groups:
-            group("unleased")
-            group("leased")
+            for name, rec in named:
+                for group_name in self._default_groups(rec):
+                    members.setdefault(group_prefix + group_name, []).append(name)
+            fixed = [group_prefix + "unleased", group_prefix + "leased"]
+            for group_name in fixed + sorted(g for g in members if g not in fixed):
+                inventory.add_group(group_name)
 
-        taken = set()
-        # A stable order makes the names stable when two machines would get the same one.
-        for rec in sorted(records, key=lambda r: (str(r.get("provider")), str(r.get("id")))):
-            name = None
-            for source in sources:
-                candidate = derive_name(rec, source, name_prefix)
-                if candidate and candidate not in taken:
-                    name = candidate
-                    break
-            if name is None:
-                name = derive_name(rec, "id", name_prefix) or safe_host_name(rec.get("provider_id"))
-                if name in taken:
-                    self.display.warning("baremetal.fleet.pool: skipping %s, its name %s is already taken"
-                                         % (rec.get("provider_id"), name))
-                    continue
-            taken.add(name)
-
+        for name, rec in named:
             inventory.add_host(name)
             host = inventory.get_host(name)
             hostvars = {}
@@ -377,20 +359,48 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
                 hostvars["ansible_host"] = rec["address"]
             for var, value in hostvars.items():
                 host.set_variable(var, value)
-
-            if default_groups:
-                if rec.get("state") == "unleased":
-                    inventory.add_child(group("unleased"), name)
-                elif is_leased(rec):
-                    inventory.add_child(group("leased"), name)
-                for attr in ("vendor", "size", "rack", "partition", "lease"):
-                    value = rec.get(attr)
-                    part = safe_group_part(value) if value else ""
-                    if part:
-                        inventory.add_child(group(part if part.startswith(attr + "_") else "%s_%s" % (attr, part)),
-                                            name)
-
             if constructed:
                 self._set_composite_vars(compose, hostvars, name, strict=strict)
                 self._add_host_to_composed_groups(groups, hostvars, name, strict=strict)
                 self._add_host_to_keyed_groups(keyed_groups, hostvars, name, strict=strict)
+
+        for group_name, hosts in members.items():
+            for name in hosts:
+                inventory.add_child(group_name, name)
+
+    def _assign_names(self, records, sources, name_prefix):
+        """[(inventory name, record)]: the first free name from ``sources`` per machine, machines
+        taken in (provider, id) order so that the same pool always gives the same names."""
+        taken = set()
+        out = []
+        for rec in sorted(records, key=lambda r: (str(r.get("provider")), str(r.get("id")))):
+            name = None
+            for source in sources:
+                candidate = derive_name(rec, source, name_prefix)
+                if candidate and candidate not in taken:
+                    name = candidate
+                    break
+            if name is None:
+                name = derive_name(rec, "id", name_prefix) or safe_host_name(rec.get("provider_id"))
+                if not name or name in taken:
+                    self.display.warning("baremetal.fleet.pool: skipping %s, its name %s is already taken"
+                                         % (rec.get("provider_id"), name))
+                    continue
+            taken.add(name)
+            out.append((name, rec))
+        return out
+
+    @staticmethod
+    def _default_groups(rec):
+        """Default group names (without group_prefix) of one record."""
+        out = []
+        if rec.get("state") == "unleased":
+            out.append("unleased")
+        elif is_leased(rec):
+            out.append("leased")
+        for attr in ("vendor", "size", "rack", "partition", "lease"):
+            value = rec.get(attr)
+            part = safe_group_part(value) if value else ""
+            if part:
+                out.append(part if part.startswith(attr + "_") else "%s_%s" % (attr, part))
+        return out

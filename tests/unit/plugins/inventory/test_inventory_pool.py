@@ -395,3 +395,12 @@ def test_unreachable_server_error_names_the_url(tmp_path):
 def test_redact():
     assert plugin_mod.redact("GET https://u:p@h/x failed, key abcd1234", ["abcd1234", None, ""]) == \
         "GET https://***@h/x failed, key ********"
+
+
+def test_hosts_and_groups_are_added_in_sorted_order(monkeypatch, tmp_path):
+    machines = [free(5, vendor="Zeta"), free(1, vendor="Alpha"), free(3, vendor="Mid")]
+    inventory, _p, _s = run(monkeypatch, tmp_path, "", provider=StrictFakeProvider(machines))
+    assert list(inventory.hosts) == sorted(inventory.hosts)
+    names = [n for n in inventory.groups if n not in ("all", "ungrouped")]
+    assert names[:2] == ["unleased", "leased"] and names[2:] == sorted(names[2:])
+    assert [h.name for h in inventory.groups["unleased"].hosts] == sorted(inventory.hosts)
