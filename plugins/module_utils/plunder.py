@@ -505,7 +505,9 @@ class PlunderProvider(_PlunderReader):
 
     def wipe_machine(self, machine, force=False):
         """cluster-api-plunder's de-provisioning: enable sysrq, zero the disk start, reboot;
-        then remove the deployment so that the machine re-enters the reboot loop."""
+        then remove the deployment so that the machine re-enters the reboot loop.
+        Returns False when, forced, the deployment was removed although the wipe failed
+        (the machine keeps its disk and will not come back to the loop by itself)."""
         if machine.address:
             self.client.delete_parlay_logs(machine.address)
             self.client.parlay(WIPE_DEPLOYMENT, machine.address, [
@@ -524,8 +526,13 @@ class PlunderProvider(_PlunderReader):
                     raise PoolError("disk wipe of %s (%s) did not succeed; deployment kept"
                                     % (machine.lease_name or machine.mac, machine.address),
                                     machine=machine.mac, server_error=detail)
+                self.client.delete_deployment(mac=machine.mac, address=machine.address)
+                return False
         elif not force:
             raise PoolError("deployment of %s has no address to run the wipe on" % machine.mac, machine=machine.mac)
+        else:
+            self.client.delete_deployment(mac=machine.mac, address=machine.address)
+            return False
         self.client.delete_deployment(mac=machine.mac, address=machine.address)
         return True
 

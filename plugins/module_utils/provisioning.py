@@ -184,27 +184,37 @@ def wipe(provider, params, check_mode=False, workers=8):
         result["failed_machines"] = []
         return result
 
+    touched = set()
+    unwiped = set()
+
     def wipe_one(machine):
         try:
-            provider.wipe_machine(machine, force=force)
-            tracker.see(machine, pool.WIPING, "wipe started")
+            wiped = provider.wipe_machine(machine, force=force)
+            touched.add(machine.id)
+            if wiped is False:
+                unwiped.add(machine.id)
+                tracker.see(machine, machine.state, "released WITHOUT wiping (forced; the wipe could not run)")
+            else:
+                tracker.see(machine, pool.WIPING, "wipe started")
         except PoolError as err:
             tracker.errors[machine.id] = str(err)
         return True
 
     _run_parallel(wipe_one, targets, workers)
+    if unwiped:
+        result["warnings"] = ["released without wiping (the wipe could not run; force: true): %s"
+                              % ", ".join(m.lease_name or m.mac for m in targets if m.id in unwiped)]
     if params.get("wait"):
         def check(machine):
             back = provider.back_in_loop(machine)
             return (pool.UNLEASED if back else pool.WIPING), ("back in the reboot loop" if back else "")
 
-        ok = [m for m in targets if m.id not in tracker.errors]
+        ok = [m for m in targets if m.id not in tracker.errors and m.id not in unwiped]
         pending = _wait(provider, ok, tracker, pool.UNLEASED, check,
                         params.get("wait_timeout") or 1800, params.get("poll_interval") or 10, workers)
         for machine in pending:
             tracker.errors[machine.id] = "not back in the reboot loop after %ss" % (params.get("wait_timeout") or 1800)
-    result["machines"] = _report(machines, tracker, dict((m.id, {"changed": True}) for m in targets
-                                                         if m.id not in tracker.errors))
+    result["machines"] = _report(machines, tracker, dict((i, {"changed": True}) for i in touched))
     result["failed_machines"] = [m["name"] or m["mac"] for m in result["machines"] if m.get("error")]
-    result["changed"] = any(m.get("changed") for m in result["machines"])
+    result["changed"] = bool(touched)
     return result

@@ -1,0 +1,170 @@
+"""Leasing, provisioning and wiping through module_utils against the sim lab."""
+import pytest
+
+from ansible_collections.baremetal.fleet.plugins.module_utils import leasing, pool, provisioning
+from ansible_collections.baremetal.fleet.plugins.module_utils.pool import PoolConflict, PoolError
+
+from labhelp import lease_params, provider, unique, wait_for
+
+pytestmark = pytest.mark.lab
+PROVIDERS = ["plunder", "metal"]
+
+
+def _members(prov, name):
+    return sorted(m.lease_name for m in prov.lease_members(name, template="{name}-{index}",
+                                                            project=lease_params("metal", name)["project"]))
+
+
+@pytest.mark.parametrize("backend", PROVIDERS)
+def test_lease_is_idempotent_and_released(lab, backend):
+    prov = provider(lab, backend)
+    name = unique("idem")
+    params = lease_params(backend, name, count=3, state="present")
+    first = leasing.ensure_present(prov, params)
+    assert first["changed"] and len(first["machines"]) == 3
+    assert [m["name"] for m in first["machines"]] == ["%s-0" % name, "%s-1" % name, "%s-2" % name]
+    for item in first["machines"]:
+        assert item["mac"] and item["address"] and item["hostname"] == item["name"]
+        assert item["provider_id"].startswith(backend + "://") and item["state"] in ("leased", "installing")
+    assert len(set(m["mac"] for m in first["machines"])) == 3
+    assert len(set(m["address"] for m in first["machines"])) == 3
+    second = leasing.ensure_present(prov, params)
+    assert not second["changed"]
+    assert sorted(m["mac"] for m in second["machines"]) == sorted(m["mac"] for m in first["machines"])
+    assert second["diff"]["before"] == second["diff"]["after"]
+    # growing the lease leases only the new member
+    grown = leasing.ensure_present(prov, dict(params, count=4))
+    assert grown["changed"] and [m["name"] for m in grown["machines"] if m["changed"]] == ["%s-3" % name]
+    gone = leasing.ensure_absent(prov, params)
+    assert gone["changed"] and len(gone["machines"]) == 4
+    assert _members(prov, name) == []
+    assert not leasing.ensure_absent(prov, params)["changed"]
+
+
+@pytest.mark.parametrize("backend", PROVIDERS)
+def test_check_mode_predicts_and_writes_nothing(lab, backend):
+    prov = provider(lab, backend)
+    name = unique("chk")
+    params = lease_params(backend, name, count=2)
+    before = set(m.mac for m in prov.list_machines(status="unleased"))
+    planned = leasing.ensure_present(prov, params, check_mode=True)
+    assert planned["changed"] and all(m.get("planned") for m in planned["machines"])
+    assert len(planned["diff"]["after"]["machines"]) == 2 and planned["diff"]["before"]["machines"] == {}
+    assert _members(prov, name) == []
+    after = set(m.mac for m in prov.list_machines(status="unleased"))
+    assert {m["mac"] for m in planned["machines"]} <= before
+    assert {m["mac"] for m in planned["machines"]} <= after
+
+
+@pytest.mark.parametrize("backend", PROVIDERS)
+def test_count_larger_than_pool_fails_before_writing(fresh_lab, backend):
+    prov = provider(fresh_lab, backend)
+    wait_for(lambda: prov.list_machines(status="unleased"))
+    name = unique("big")
+    with pytest.raises(PoolConflict) as err:
+        leasing.ensure_present(prov, lease_params(backend, name, count=500))
+    assert "needs 500 more machine(s)" in str(err.value) and "has only 24" in str(err.value)
+    assert _members(prov, name) == []
+
+
+def test_spread_by_rack_distinct_racks_or_clear_failure(fresh_lab):
+    prov = provider(fresh_lab, "metal")
+    wait_for(lambda: prov.list_machines(status="unleased"))
+    racks = set(m.rack for m in prov.list_machines(status="unleased"))
+    name = unique("cp")
+    with pytest.raises(PoolConflict) as err:
+        leasing.ensure_present(prov, lease_params("metal", name, count=len(racks) + 1, spread_by="rack"))
+    assert "spread_by rack needs %d distinct rack" % (len(racks) + 1) in str(err.value)
+    assert _members(prov, name) == []
+    got = leasing.ensure_present(prov, lease_params("metal", name, count=len(racks), spread_by="rack"))
+    assert len(set(m["rack"] for m in got["machines"])) == len(racks)
+    leasing.ensure_absent(prov, lease_params("metal", name))
+
+
+class FailingThirdLease:
+    """Test double around a real provider: the third lease call asks the server for an
+    image that does not exist, so the server itself refuses it."""
+
+    def __init__(self, real, bad_image):
+        self.real = real
+        self.bad_image = bad_image
+        self.calls = 0
+
+    def __getattr__(self, attr):
+        return getattr(self.real, attr)
+
+    def lease_machine(self, machine, lease, member, hostname, address=None, image=None, options=None):
+        self.calls += 1
+        if self.calls == 3:
+            image = self.bad_image
+        return self.real.lease_machine(machine, lease, member, hostname, address=address, image=image,
+                                       options=options)
+
+
+@pytest.mark.parametrize("backend", PROVIDERS)
+def test_half_failed_lease_is_rolled_back(lab, backend):
+    real = provider(lab, backend)
+    wrapped = FailingThirdLease(real, "no-such-image")
+    name = unique("half")
+    with pytest.raises(PoolError) as err:
+        leasing.ensure_present(wrapped, lease_params(backend, name, count=5), workers=1)
+    text = str(err.value)
+    assert "released again the 2 machine(s) leased in this run" in text
+    assert "no-such-image" in text  # the server's own words
+    assert _members(real, name) == []
+
+
+@pytest.mark.parametrize("backend", PROVIDERS)
+def test_provision_then_wipe_back_to_loop(lab, backend):
+    prov = provider(lab, backend)
+    name = unique("prov")
+    params = lease_params(backend, name, count=2)
+    leased = leasing.ensure_present(prov, params)
+    macs = set(m["mac"] for m in leased["machines"])
+    out = provisioning.provision(prov, {"name": name, "wait_timeout": 60, "poll_interval": 0.3,
+                                        "project": params["project"]})
+    assert out["failed_machines"] == [] and not out["changed"]
+    for item in out["machines"]:
+        assert item["state"] == pool.PROVISIONED and "provisioned" in item["phases"]
+    again = provisioning.provision(prov, {"name": name, "wait_timeout": 60, "poll_interval": 0.3,
+                                          "project": params["project"]})
+    assert not again["changed"] and again["failed_machines"] == []
+    wiped = provisioning.wipe(prov, {"name": name, "wait": True, "wait_timeout": 60, "poll_interval": 0.3,
+                                     "project": params["project"]})
+    assert wiped["changed"] and wiped["failed_machines"] == []
+    assert all(m["state"] == pool.UNLEASED for m in wiped["machines"])
+    unleased = set(m.mac for m in prov.list_machines(status="unleased"))
+    assert macs <= unleased
+    assert _members(prov, name) == []
+
+
+def lease_foreign(prov, backend, address):
+    """Lease one machine the way another tool would: no ownership tag, free-form hostname."""
+    machine = prov.list_machines(status="unleased")[0]
+    if backend == "plunder":
+        prov.client.create_deployment(machine.mac, "preseed", address, "legacy-db")
+    else:
+        prov.client.allocate({"uuid": machine.id, "name": "legacy-db", "hostname": "legacy-db",
+                              "projectid": lease_params("metal", "x")["project"], "partitionid": machine.partition,
+                              "sizeid": machine.size, "imageid": "debian-12", "ssh_pub_keys": [],
+                              "networks": [{"networkid": prov.private_network(lease_params("metal", "x")["project"],
+                                                                              machine.partition),
+                                            "autoacquire": True}]})
+    # wait until its OS is up, so that a wipe can really run on it
+    current = prov.get_machine(machine.mac)
+    assert wait_for(lambda: prov.probe_machine(current)[0] == pool.PROVISIONED, timeout=30)
+    return machine
+
+
+@pytest.mark.parametrize("backend", PROVIDERS)
+def test_wipe_refuses_foreign_machine_unless_forced(lab, backend):
+    prov = provider(lab, backend)
+    machine = lease_foreign(prov, backend, "10.77.250.%d" % (7 if backend == "plunder" else 8))
+    params = {"machines": [machine.mac], "project": lease_params("metal", "x")["project"]}
+    with pytest.raises(PoolError) as err:
+        provisioning.wipe(prov, params)
+    assert "refusing to wipe %s" % machine.mac in str(err.value) and "force: true" in str(err.value)
+    assert prov.get_machine(machine.mac).state != pool.UNLEASED
+    forced = provisioning.wipe(prov, dict(params, force=True, wait=True, wait_timeout=60, poll_interval=0.3))
+    assert forced["changed"]
+    assert prov.get_machine(machine.mac).state == pool.UNLEASED
