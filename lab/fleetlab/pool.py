@@ -554,7 +554,10 @@ class Pool:
             if phase == "provisioned":
                 self._add_event(conn, mid, EV_PHONED_HOME, message or "%s provisioned" % (m["hostname"] or mid),
                                 when)
-                self._set_state(conn, m, PROVISIONED, when, disk_state="os", last_seen=when)
+                cols = {}
+                if m["lease"] and m["lease"].get("reinstall"):
+                    cols["lease"] = json.dumps(dict(m["lease"], reinstall=False), sort_keys=True)
+                self._set_state(conn, m, PROVISIONED, when, disk_state="os", last_seen=when, **cols)
                 return PROVISIONED
             if phase == "rebooting":
                 self._add_event(conn, mid, EV_PLANNED_REBOOT, message or "RESET", when)
