@@ -369,13 +369,22 @@ class MetalFace:
                  "metal_hammer_version": P.HAMMER_VERSION}
         if m["mstate_issuer"]:
             state["issuer"] = m["mstate_issuer"]
-        part = cat["partitions"].get(m["partition"])
-        size = cat["sizes"].get(m["size"])
+        stamped = cat.setdefault("_stamped", {})
+        key = ("p", m["partition"])
+        if key not in stamped:
+            part = cat["partitions"].get(m["partition"])
+            stamped[key] = self._stamp(part) if part else None
+        part = stamped[key]
+        key = ("s", m["size"])
+        if key not in stamped:
+            size = cat["sizes"].get(m["size"])
+            stamped[key] = self._stamp(size) if size else None
+        size = stamped[key]
         return {
             "id": m["id"], "name": "", "description": "",
-            "partition": self._stamp(part) if part else None,
+            "partition": part,
             "rackid": m["rack"],
-            "size": self._stamp(size) if size else None,
+            "size": size,
             "hardware": {
                 "memory": m["memory"], "cpu_cores": 0,
                 "cpus": [{"vendor": "GenuineIntel", "model": "Intel(R) Xeon(R) CPU (fleetlab)",

@@ -322,13 +322,17 @@ class Pool:
             return out
         conn = self._conn()
         if len(machine_ids) > 200:
-            rows = conn.execute(
-                "SELECT machine_id, time, event, message FROM (SELECT machine_id, time, event, message,"
-                " row_number() OVER (PARTITION BY machine_id ORDER BY seq DESC) AS rn FROM events)"
-                " WHERE rn <= ?", (limit,)).fetchall()
+            if len(machine_ids) >= 2000:
+                rows = conn.execute("SELECT machine_id, time, event, message FROM events"
+                                    " ORDER BY machine_id, seq DESC")
+            else:
+                rows = conn.execute("SELECT machine_id, time, event, message FROM events WHERE machine_id IN"
+                                    " (SELECT value FROM json_each(?)) ORDER BY machine_id, seq DESC",
+                                    (json.dumps(list(machine_ids)),))
             for mid, t, ev, msg in rows:
-                if mid in out:
-                    out[mid].append((t, ev, msg))
+                lst = out.get(mid)
+                if lst is not None and len(lst) < limit:
+                    lst.append((t, ev, msg))
         else:
             for mid in machine_ids:
                 out[mid] = [tuple(r) for r in conn.execute(

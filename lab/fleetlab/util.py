@@ -2,6 +2,7 @@
 
 import datetime
 import json
+import time
 
 MAX_BODY = 1024 * 1024  # bytes; larger request bodies are refused
 
@@ -10,10 +11,22 @@ def rfc3339nano(ts):
     """Go's time.RFC3339Nano for a unix timestamp, UTC: trailing fraction zeros trimmed."""
     if ts is None:
         return None
-    dt = datetime.datetime.fromtimestamp(ts, datetime.timezone.utc)
-    base = dt.strftime("%Y-%m-%dT%H:%M:%S")
-    frac = ("%06d" % dt.microsecond).rstrip("0")
-    return base + ("." + frac if frac else "") + "Z"
+    sec = int(ts // 1)
+    micro = int(round((ts - sec) * 1e6))
+    if micro >= 1000000:
+        sec, micro = sec + 1, micro - 1000000
+    base = _base_cache.get(sec)
+    if base is None:
+        base = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(sec))
+        if len(_base_cache) > 100000:
+            _base_cache.clear()
+        _base_cache[sec] = base
+    if not micro:
+        return base + "Z"
+    return base + "." + ("%06d" % micro).rstrip("0") + "Z"
+
+
+_base_cache = {}
 
 
 def rfc3339(ts):
