@@ -146,10 +146,17 @@ class MetalFace:
         self.tokens = dict(tokens or {})  # token -> role
         self.lifetimes = dict(LIFETIMES)
         self.lifetimes.update(lifetimes or {})
-        if self.pool.kv_get("metal.catalog") is None:
-            parts = [r[0] for r in self.pool.query("SELECT DISTINCT partition FROM machines")]
-            sizes = [r[0] for r in self.pool.query("SELECT DISTINCT size FROM machines")]
-            self.pool.kv_set("metal.catalog", C.default_catalog(parts, sizes, str(self.pool.lease_network)))
+        parts = [r[0] for r in self.pool.query("SELECT DISTINCT partition FROM machines")]
+        sizes = [r[0] for r in self.pool.query("SELECT DISTINCT size FROM machines")]
+        cat = self.pool.kv_get("metal.catalog")
+        if cat is None:
+            cat = C.default_catalog(parts, sizes, str(self.pool.lease_network))
+        # partitions and sizes the pool uses are always known (a pool file may add some)
+        for p in parts:
+            cat["partitions"].setdefault(p, C._partition(p))
+        for sz in sizes:
+            cat["sizes"].setdefault(sz, C._size(sz))
+        self.pool.kv_set("metal.catalog", cat)
         r = self._rules()
         self.url_map = Map(r, strict_slashes=False, merge_slashes=False)
 
