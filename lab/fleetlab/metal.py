@@ -345,7 +345,7 @@ class MetalFace:
 
     # -- machine rendering -----------------------------------------------------------------
     def _liveliness(self, m, events, now):
-        if self.driver.virtual_loop:
+        if self.driver.virtual_loop and m["power"] == "on":
             return "Alive"
         last = max([m["last_seen"] or 0] + [e[0] for e in events[:1]])
         if now - last <= 300:
@@ -747,7 +747,7 @@ class MetalFace:
         if action in ("off", "reset", "cycle"):
             self.pool.add_event(id, P.EV_PLANNED_REBOOT, action.upper())
         if action == "off":
-            self.pool.set_columns(id, power="off")
+            self.pool.set_columns(id, power="off", last_seen=time.time())
         elif action in ("on", "reset", "cycle"):
             self.pool.set_columns(id, power="on")
         self.driver.power(self.pool.get(id), action)

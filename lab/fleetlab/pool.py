@@ -302,14 +302,16 @@ class Pool:
         """[(mac, seen_time)] for machines in the reboot loop, as plunder lists them."""
         now = _now() if now is None else now
         rows = self.query(
-            "SELECT mac, loop_since, last_seen FROM machines WHERE state=? AND lease_name IS NULL"
-            " AND power='on' AND loop_since IS NOT NULL AND loop_since <= ? ORDER BY loop_since",
+            "SELECT mac, loop_since, last_seen, power FROM machines WHERE state=? AND lease_name IS NULL"
+            " AND loop_since IS NOT NULL AND loop_since <= ? ORDER BY loop_since",
             (UNLEASED, now))
         out = []
         period = self.loop_period
-        for mac, since, seen in rows:
+        for mac, since, seen, power in rows:
             if period:
-                seen = since + ((now - since) // period) * period
+                # a powered-off machine keeps its last sighting (plunder never prunes the list)
+                ref = now if power == "on" or seen is None else min(now, seen)
+                seen = since + ((ref - since) // period) * period
             elif seen is None:
                 continue
             out.append((mac, seen))
@@ -686,7 +688,18 @@ def load_pool_file(path):
     for i, item in enumerate(items):
         if not isinstance(item, dict) or "mac" not in item:
             raise ValueError("%s: machine #%d has no mac" % (path, i + 1))
-        mac = normalize_mac(str(item["mac"]))
+        raw = item["mac"]
+        if isinstance(raw, int) and not isinstance(raw, bool):
+            # YAML 1.1 reads an unquoted 52:54:00:00:00:01 as a base-60 integer: undo that
+            digits = []
+            for _ in range(6):
+                raw, d = divmod(raw, 60)
+                digits.append("%02d" % d)
+            raw = ":".join(reversed(digits)) if raw == 0 else str(item["mac"])
+        try:
+            mac = normalize_mac(str(raw))
+        except PoolError as exc:
+            raise ValueError("%s: machine #%d: %s" % (path, i + 1, exc.message))
         if mac in seen:
             raise ValueError("%s: duplicate mac %s" % (path, mac))
         seen.add(mac)

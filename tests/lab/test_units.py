@@ -1,0 +1,133 @@
+"""In-process checks of the lab's parts: pool transitions, sources, HMAC vector, sim shell."""
+import threading
+
+import pytest
+from werkzeug.test import Client
+
+from fleetlab import pool as P
+from fleetlab.drivers import load_driver
+from fleetlab.drivers.base import Driver
+from fleetlab.metal import MetalFace
+from fleetlab.util import rfc3339nano
+from fleetlab.vendors import vendor_for
+
+
+class _Lab:
+    def __init__(self, path, driver):
+        self.pool = P.Pool(path, loop_period=2.0)
+        self.driver = driver
+
+
+@pytest.fixture
+def pool(tmp_path):
+    p = P.Pool(str(tmp_path / "pool.sqlite"), loop_period=2.0)
+    p.populate(P.generate_machines(6))
+    return p
+
+
+def test_generate_spreads_racks_sizes_vendors():
+    ms = P.generate_machines(200)
+    assert len({m["id"] for m in ms}) == len({m["mac"] for m in ms}) == 200
+    assert len({m["rack"] for m in ms}) == 10
+    assert {m["size"] for m in ms} == {"v1-small-x86", "v1-medium-x86", "v1-large-x86"}
+    assert len({vendor_for(m["mac"]) for m in ms}) == 5
+    assert P.generate_machines(5) == P.generate_machines(5)  # stable across restarts
+
+
+def test_rfc3339nano_like_go():
+    assert rfc3339nano(0) == "1970-01-01T00:00:00Z"
+    assert rfc3339nano(1.25) == "1970-01-01T00:00:01.25Z"
+
+
+def test_lease_is_exclusive_under_threads(pool):
+    mid = pool.machines()[0]["id"]
+    wins, errors = [], []
+
+    def take(i):
+        try:
+            pool.lease(mid, {"name": "t%d" % i}, "metal")
+            wins.append(i)
+        except P.PoolError as e:
+            errors.append(e.kind)
+
+    threads = [threading.Thread(target=take, args=(i,)) for i in range(16)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(wins) == 1 and errors == ["conflict"] * 15
+
+
+def test_record_paths_follow_the_lifecycle(pool):
+    m = pool.machines()[0]
+    assert m["state"] == P.UNLEASED and m["mac"] in dict(pool.unleased())
+    pool.lease(m["id"], {"name": "n", "address": "10.0.0.9"}, "plunder")
+    assert m["mac"] not in dict(pool.unleased())
+    assert pool.record_seen(m["mac"]) == P.INSTALLING
+    assert pool.record_event(m["mac"], "booting") == P.INSTALLING
+    assert pool.record_event(m["id"], "provisioned") == P.PROVISIONED
+    with pytest.raises(P.PoolError):
+        pool.record_event(m["id"], "unleased")  # still leased
+    pool.release(m["id"])
+    assert pool.record_event(m["id"], "wiping") == P.WIPING
+    assert pool.record_seen(m["mac"]) == P.UNLEASED
+    events = [e[1] for e in pool.events([m["id"]])[m["id"]]]
+    assert events[:4] == [P.EV_WAITING, P.EV_REGISTERING, P.EV_PREPARING, P.EV_PXE]
+    assert P.EV_PHONED_HOME in events and P.EV_INSTALLING in events
+    with pytest.raises(P.PoolError) as err:
+        pool.record_event("nope", "alive")
+    assert err.value.kind == "notfound"
+
+
+def test_allocate_spreads_a_project_over_racks(tmp_path):
+    p = P.Pool(str(tmp_path / "p.sqlite"), loop_period=2.0)
+    p.populate(P.generate_machines(40, racks=4, sizes=("v1-small-x86",)))
+    racks = []
+    for i in range(4):
+        mid = p.allocate("mini-lab", "v1-small-x86", {"name": "a%d" % i, "project": "proj"}, "metal",
+                         rack_spread_project="proj")
+        racks.append(p.get(mid)["rack"])
+    assert len(set(racks)) == 4
+
+
+def test_pool_file_errors(tmp_path):
+    f = tmp_path / "p.yml"
+    f.write_text("machines:\n  - mac: 52:54:00:00:00:01\n  - mac: 52-54-00-00-00-01\n")
+    with pytest.raises(ValueError, match="duplicate mac"):
+        P.load_pool_file(str(f))
+    f.write_text("machines:\n  - size: x\n")
+    with pytest.raises(ValueError, match="has no mac"):
+        P.load_pool_file(str(f))
+
+
+def test_hmac_vector_from_the_security_library(tmp_path):
+    """key metal-admin, date 2024-01-01T00:00:00Z, GET, salt abc..x -> 6e53f6... (metal-stack/security)."""
+    driver = load_driver("sim")
+    lab = _Lab(str(tmp_path / "p.sqlite"), driver)
+    face = MetalFace(lab, hmac_keys={"view": "v", "edit": "e", "admin": "metal-admin"}, lifetimes={"admin": 0})
+    client = Client(face)
+    headers = {"X-Date": "2024-01-01T00:00:00Z", "X-Data-Salt": "abcdefghijklmnopqrstuvwx",
+               "Authorization": "Metal-Admin 6e53f61787e125661d1d4fbae56ea4b8aaa0874a299f84b4cfc1a0eaa27e571f"}
+    assert client.get("/metal/v1/machine", headers=headers).status_code == 200
+    headers["X-Data-Salt"] = "abcdefghijklmnopqrstuvwy"
+    assert client.get("/metal/v1/machine", headers=headers).status_code == 403
+
+
+def test_sim_shell_and_driver_interface(pool):
+    assert issubclass(type(load_driver("sim")), Driver)
+    with pytest.raises(ValueError):
+        load_driver("nope")
+    d = load_driver("sim", {"ssh_timeout": 0})
+    d.pool = pool
+    m = pool.machines()[1]
+    ok, out, err = d.run_command(dict(m, address="10.0.0.2"), "uptime")
+    assert (ok, out, err) == (False, "", "dial tcp 10.0.0.2:22: i/o timeout")
+    pool.lease(m["id"], {"name": "x", "hostname": "x1", "address": "10.0.0.2"}, "plunder")
+    pool.record_seen(m["mac"])
+    pool.record_event(m["id"], "provisioned")
+    m = pool.get(m["id"])
+    assert d.run_command(m, "sudo -n -u root hostname") == (True, "x1", "")
+    assert d.run_command(m, "false") == (False, "", "Process exited with status 1")
+    assert d.run_command(m, "exit 3")[2] == "Process exited with status 3"
+    ok, out, _ = d.run_command(m, "dd if=/dev/zero of=/dev/sda bs=1024k count=1000")
+    assert ok and "records out" in out and pool.get(m["id"])["disk_state"] == "blank"
