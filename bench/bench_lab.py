@@ -19,7 +19,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "lab"))
 sys.path.insert(0, os.path.join(HERE, "..", "tests", "lab"))
 
-from conftest import Metal, Plunder, allocate_body  # noqa: E402
+from labclients import Metal, Plunder, allocate_body  # noqa: E402
 from fleetlab.testing import LabServer  # noqa: E402
 
 

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from conftest import PROJECT, Metal, Plunder, allocate_body
+from labclients import PROJECT, Metal, Plunder, allocate_body
 
 pytestmark = pytest.mark.lab
 

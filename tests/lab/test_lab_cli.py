@@ -7,7 +7,7 @@ import sys
 import pytest
 import yaml
 
-from conftest import Metal, Plunder
+from labclients import Metal, Plunder
 
 pytestmark = pytest.mark.lab
 

@@ -8,7 +8,7 @@ import urllib.request
 
 import pytest
 
-from conftest import Plunder, pool_snapshot
+from labclients import Plunder, pool_snapshot
 
 pytestmark = pytest.mark.lab
 

@@ -8,7 +8,7 @@ from metal_python.api import ImageApi, MachineApi, PartitionApi, ProjectApi, Siz
 from metal_python.driver import Driver
 from metal_python.rest import ApiException
 
-from conftest import PRIVATE_NET, PROJECT, Metal, allocate_body, pool_snapshot, sign, validate
+from labclients import PRIVATE_NET, PROJECT, Metal, allocate_body, pool_snapshot, sign, validate
 
 pytestmark = pytest.mark.lab
 
