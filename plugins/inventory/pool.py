@@ -133,6 +133,7 @@ import re
 from ansible.errors import AnsibleParserError
 from ansible.module_utils.common.text.converters import to_native
 from ansible.plugins.inventory import BaseInventoryPlugin, Cacheable, Constructable
+from ansible.utils.vars import isidentifier
 
 try:
     from ansible_collections.baremetal.fleet.plugins.module_utils.connection import provider_from_params
@@ -336,6 +337,10 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
         strict = self.get_option("strict")
         constructed = bool(compose or groups or keyed_groups)
         var_names = [(key, prefix + key) for key in FIELDS]
+        for _key, var in var_names:
+            if not isidentifier(var):
+                raise AnsibleParserError("baremetal.fleet.pool: vars_prefix %r does not give valid variable names"
+                                         " (%s)" % (prefix, var))
 
         named = self._assign_names(records, sources, self.get_option("hostname_prefix"))
         named.sort(key=lambda item: item[0])  # hosts (and groups) appear sorted by name
@@ -350,6 +355,7 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
                 inventory.add_group(group_name)
 
         for name, rec in named:
+            existing = name in inventory.hosts
             inventory.add_host(name)
             host = inventory.get_host(name)
             hostvars = {}
@@ -357,8 +363,13 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
                 hostvars[var] = rec.get(key)
             if rec.get("address"):
                 hostvars["ansible_host"] = rec["address"]
-            for var, value in hostvars.items():
-                host.set_variable(var, value)
+            if existing:
+                # defined by an earlier source too: keep set_variable's merge rules
+                for var, value in hostvars.items():
+                    host.set_variable(var, value)
+            else:
+                # a new host holds only inventory_file/inventory_dir; the names were checked once
+                host.vars.update(hostvars)
             if constructed:
                 self._set_composite_vars(compose, hostvars, name, strict=strict)
                 self._add_host_to_composed_groups(groups, hostvars, name, strict=strict)

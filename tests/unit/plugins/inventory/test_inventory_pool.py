@@ -404,3 +404,25 @@ def test_hosts_and_groups_are_added_in_sorted_order(monkeypatch, tmp_path):
     names = [n for n in inventory.groups if n not in ("all", "ungrouped")]
     assert names[:2] == ["unleased", "leased"] and names[2:] == sorted(names[2:])
     assert [h.name for h in inventory.groups["unleased"].hosts] == sorted(inventory.hosts)
+
+
+def test_invalid_vars_prefix_is_refused(monkeypatch, tmp_path):
+    with pytest.raises(AnsibleParserError) as err:
+        run(monkeypatch, tmp_path, "vars_prefix: 'fleet-'\n")
+    assert "vars_prefix" in str(err.value)
+
+
+def test_host_from_an_earlier_source_keeps_its_vars(monkeypatch, tmp_path):
+    """A host another source defined already is updated with set_variable's merge rules."""
+    monkeypatch.setattr(plugin_mod, "provider_from_params", lambda params: StrictFakeProvider([free(0)]))
+    path = write_config(tmp_path, "")
+    inventory = InventoryData()
+    inventory.add_host("m-52-54-00-00-01-00")
+    inventory.set_variable("m-52-54-00-00-01-00", "ansible_user", "root")
+    inventory.set_variable("m-52-54-00-00-01-00", "fleet_labels", {"site": "a"})
+    plugin = inventory_loader.get("baremetal.fleet.pool")
+    plugin.parse(inventory, DataLoader(), path)
+    hostvars = inventory.get_host("m-52-54-00-00-01-00").get_vars()
+    assert hostvars["ansible_user"] == "root"
+    assert hostvars["fleet_labels"] == {"gpu": "no"}  # default hash_behaviour: replace
+    assert hostvars["fleet_mac"] == "52:54:00:00:01:00"
