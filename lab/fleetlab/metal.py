@@ -366,7 +366,13 @@ class MetalFace:
                 if t not in tags:
                     tags.append(t)
         log = [{"time": rfc3339nano(t), "event": ev, "message": msg} for t, ev, msg in events]
-        ev = {"log": log, "last_event_time": log[0]["time"] if log else None,
+        last_time = events[0][0] if events else None
+        if last_time is not None and self.driver.virtual_loop and m["power"] == "on" and \
+                m["state"] in (P.UNLEASED, P.PROVISIONED):
+            # the hammer's "Alive" (in the loop) and metal-core's repeated "Phoned Home" refresh the time
+            # every minute without adding log entries
+            last_time += ((now - last_time) // 60) * 60
+        ev = {"log": log, "last_event_time": rfc3339nano(last_time),
               "crash_loop": bool(m["crash_loop"]), "failed_machine_reclaim": bool(m["failed_reclaim"])}
         if m["last_error"]:
             le = m["last_error"]

@@ -215,3 +215,46 @@ def test_bearer_token_optional(tmp_path):
         assert client.raw("GET", "/v1/machine", auth=False, headers={"Authorization": "Bearer nope"})[0] == 403
     finally:
         lab.stop()
+
+
+def test_unknown_ids_are_404_and_change_nothing(fresh_lab, metal):
+    before = pool_snapshot(fresh_lab)
+    missing = "00000000-0000-0000-0000-00000000beef"
+    for method, path, body in (("DELETE", "/v1/machine/%s/free" % missing, None),
+                               ("POST", "/v1/machine/%s/reinstall" % missing, {"id": missing, "imageid": "debian-12"}),
+                               ("POST", "/v1/machine/%s/power/reset" % missing, {}),
+                               ("POST", "/v1/machine/%s/state" % missing, {"value": "LOCKED", "description": "x",
+                                                                           "metal_hammer_version": ""}),
+                               ("GET", "/v1/size/nosuch", None), ("GET", "/v1/partition/nosuch", None),
+                               ("GET", "/v1/project/nosuch", None), ("GET", "/v1/image/nosuch", None)):
+        code, out = metal.raw(method, path, body)
+        assert code == 404 and out["statuscode"] == 404 and out["message"].startswith("NotFound"), (path, out)
+    some = metal.ok("GET", "/v1/machine")[0]["id"]
+    code, out = metal.raw("POST", "/v1/machine/%s/reinstall" % some, {"id": some, "imageid": "debian-12"})
+    assert (code, out["message"]) == (400, "machine either locked, not allocated yet or invalid image ID specified")
+    code, out = metal.raw("POST", "/v1/machine/%s/state" % some, {"value": "BROKEN", "description": "x",
+                                                                   "metal_hammer_version": ""})
+    assert code == 400
+    code, out = metal.raw("POST", "/v1/machine/%s/state" % some, {"value": "RESERVED", "description": "",
+                                                                   "metal_hammer_version": ""})
+    assert (code, out["message"]) == (400, "you must supply a description")
+    assert pool_snapshot(fresh_lab) == before
+
+
+def test_simulated_install_crash(tmp_path):
+    import yaml
+    from fleetlab.testing import LabServer
+    pool = tmp_path / "pool.yml"
+    pool.write_text(yaml.safe_dump({"machines": [
+        {"mac": "52:54:00:00:09:01", "labels": {"fleetlab.io/fail-install": "true"}}]}))
+    lab = LabServer(state_dir=str(tmp_path / "s"), machines=None, pool=str(pool))
+    lab.start()
+    try:
+        metal = Metal(lab.metal_url, lab.hmac_keys["edit"])
+        m = metal.ok("POST", "/v1/machine/allocate", allocate_body("crash"))
+        got = _wait_event(metal, m["id"], "Crashed")
+        validate(got, "v1.MachineResponse")
+        assert got["events"]["crash_loop"] is True
+        assert got["events"]["last_error_event"]["event"] == "Crashed"
+    finally:
+        lab.stop()

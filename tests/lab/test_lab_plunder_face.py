@@ -235,3 +235,19 @@ def test_bulk_deployments_replace_plunder_leases(fresh_lab, plunder):
     listing = plunder.call("GET", "/deployments")["payload"]
     assert sorted(d["mac"] for d in listing["deployments"]) == sorted(macs[1:3])
     assert macs[0] in [i["mac"] for i in plunder.unleased()]
+
+
+def test_unleased_is_null_when_the_loop_is_empty(tmp_path):
+    from fleetlab.testing import LabServer
+    lab = LabServer(state_dir=str(tmp_path), machines=2)
+    lab.start()
+    try:
+        client = Plunder(lab.plunder_config)
+        for n, item in enumerate(client.unleased()):
+            assert client.call("POST", "/deployment", {"mac": item["mac"], "bootConfigName": "preseed",
+                                                       "config": {"address": "10.77.9.%d" % (n + 1)}}) == {}
+        status, _, data = client.raw("GET", "/dhcp/unleased")
+        assert (status, data) == (200, b'{"payload":null}\n')
+        assert client.call("GET", "/dhcp/other") == {}
+    finally:
+        lab.stop()
