@@ -630,7 +630,8 @@ def _row(row):
     if row is None:
         return None
     d = dict(row)
-    d["labels"] = json.loads(d["labels"]) if d.get("labels") else {}
+    labels = d.get("labels")
+    d["labels"] = json.loads(labels) if labels and labels != "{}" else {}
     d["lease"] = json.loads(d["lease"]) if d.get("lease") else None
     d["last_error"] = json.loads(d["last_error"]) if d.get("last_error") else None
     return d

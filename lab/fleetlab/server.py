@@ -19,6 +19,7 @@ import logging
 import os
 import secrets
 import signal
+import socket
 import ssl
 import threading
 import time
@@ -127,8 +128,14 @@ class Lab:
         self.metal_url = "http://%s:%d%s" % (host, self.metal_port, base)
         # both faces listen: now the client files
         auth_role = self.opts.metal_env_role
+        # the address clients dial (and verify against the certificate's SANs)
+        address = bind
+        if bind in ("0.0.0.0", "::"):
+            address = socket.gethostname()
+        elif ":" in bind:
+            address = "localhost" if bind == "::1" else "[%s]" % bind
         _write(os.path.join(self.state_dir, "plunderclient.yaml"), yaml.safe_dump(
-            {"address": bind, "cert": base64.b64encode(cert_pem).decode(), "port": self.plunder_port},
+            {"address": address, "cert": base64.b64encode(cert_pem).decode(), "port": self.plunder_port},
             default_flow_style=False), 0o644)
         _write(os.path.join(self.state_dir, "lab.json"), json.dumps({
             "pid": os.getpid(), "driver": self.opts.driver, "state_dir": self.state_dir,

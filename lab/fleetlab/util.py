@@ -12,7 +12,7 @@ def rfc3339nano(ts):
     if ts is None:
         return None
     sec = int(ts // 1)
-    micro = int(round((ts - sec) * 1e6))
+    micro = int((ts - sec) * 1e6 + 0.5)
     if micro >= 1000000:
         sec, micro = sec + 1, micro - 1000000
     base = _base_cache.get(sec)
