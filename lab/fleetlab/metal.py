@@ -224,7 +224,7 @@ class MetalFace:
                 raise ApiError(415, "415: Unsupported Media Type")
         if need is not None and (role is None or ROLE_RANK[role] < ROLE_RANK[need]):
             raise ApiError(403, "you are not member in one of [%s]" % " ".join(ACCESS[need]))
-        self._role = role
+        request.environ["fleetlab.role"] = role
         try:
             return getattr(self, "h_" + endpoint)(request, **args)
         except BodyTooLarge:
@@ -654,7 +654,7 @@ class MetalFace:
                            " project, which is not allowed")
         if any(not auto for _, auto in nets) and not body.get("ips"):
             raise ApiError(422, "missing ip(s) for network(s) without automatic ip allocation")
-        user = {"view": "metal-view", "edit": "metal-edit", "admin": "metal-admin"}.get(self._role, "")
+        user = {"view": "metal-view", "edit": "metal-edit", "admin": "metal-admin"}.get(request.environ.get("fleetlab.role"), "")
         lease = {
             "name": body.get("name") or "", "owner": project, "project": project,
             "hostname": body.get("hostname") if body.get("hostname") is not None else "metal",
@@ -724,9 +724,9 @@ class MetalFace:
             m = self.pool.get(id, conn)
             if m["lease_name"] is not None:
                 self.pool.release(id, conn=conn)
-        resp = self._render_one(id)
-        self.pool.add_event(id, P.EV_RECLAIM, "free machine called")
-        self.pool.set_columns(id, led="LED-OFF", led_description="")
+            # metal-api answers before the reclaim event is stored
+            resp = self._render_many([self.pool.get(id, conn)])[0]
+            self.pool.reclaim(id, conn=conn)
         self.driver.wipe(self.pool.get(id))
         return 200, resp
 
@@ -769,7 +769,7 @@ class MetalFace:
             raise ApiError(400, 'unknown MachineState: "%s"' % value)
         if value and not body.get("description"):
             raise ApiError(400, "you must supply a description")
-        user = {"view": "metal-view", "edit": "metal-edit", "admin": "metal-admin"}.get(self._role, "")
+        user = {"view": "metal-view", "edit": "metal-edit", "admin": "metal-admin"}.get(request.environ.get("fleetlab.role"), "")
         self.pool.set_columns(id, mstate=value, mstate_description=body.get("description") or "",
                               mstate_issuer=("%s@metal-stack.io" % user) if value else "")
         return 200, self._render_one(id)

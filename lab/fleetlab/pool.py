@@ -496,6 +496,17 @@ class Pool:
         with self.tx() as c:
             return _do(c)
 
+    def reclaim(self, ident, conn=None):
+        """metal free: the machine is reclaimed (event, LED off) and wipes on its way to the loop."""
+        def _do(c):
+            m = self._require(c, ident)
+            self._add_event(c, m["id"], EV_RECLAIM, "free machine called")
+            self._set_state(c, m, WIPING, led="LED-OFF", led_description="", due_at=None, due_step=None)
+        if conn is not None:
+            return _do(conn)
+        with self.tx() as c:
+            return _do(c)
+
     # -- what the machine did (drivers report here) -------------------------------------
     def record_seen(self, mac, when=None):
         """A PXE loop hit of ``mac``. A machine with a lease starts installing; one without

@@ -167,3 +167,34 @@ def test_lifecycle_is_one_pool_for_both_faces(fresh_lab, plunder, metal):
     while metal.ok("GET", "/v1/machine/" + mr["id"])["events"]["log"][0]["event"] != "Phoned Home":
         assert time.time() < deadline
         time.sleep(0.1)
+
+
+def test_machines_in_motion_without_a_timer_resume_after_restart(tmp_path):
+    """A crash between a committed lease and its driver timer must not strand the machine."""
+    from fleetlab.testing import LabServer
+    lab = LabServer(state_dir=str(tmp_path), machines=6)
+    lab.start()
+    try:
+        metal = Metal(lab.metal_url, lab.hmac_keys["edit"])
+        a = metal.ok("POST", "/v1/machine/allocate", allocate_body("stranded-a"))
+        b = metal.ok("POST", "/v1/machine/allocate", allocate_body("stranded-b"))
+        lab.kill()
+        conn = sqlite3.connect(lab.pool_path)
+        with conn:
+            conn.execute("UPDATE machines SET due_at=NULL, due_step=NULL, state='leased' WHERE id=?", (a["id"],))
+            conn.execute("UPDATE machines SET due_at=NULL, due_step=NULL, state='wiping', lease_name=NULL,"
+                         " lease_face=NULL, lease=NULL WHERE id=?", (b["id"],))
+        conn.close()
+        lab.start()
+        metal = Metal(lab.metal_url, lab.hmac_keys["edit"])
+        plunder = Plunder(lab.plunder_config)
+        deadline = time.time() + 20
+        while True:
+            ev = metal.ok("GET", "/v1/machine/" + a["id"])["events"]["log"][0]["event"]
+            back = b["hardware"]["nics"][0]["mac"] in [i["mac"] for i in plunder.unleased()]
+            if ev == "Phoned Home" and back:
+                break
+            assert time.time() < deadline, (ev, back)
+            time.sleep(0.2)
+    finally:
+        lab.stop()

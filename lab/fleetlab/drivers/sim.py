@@ -61,6 +61,7 @@ class SimDriver(Driver):
     def start(self, pool):
         super().start(pool)
         pool.loop_period = self.loop_period
+        self._recover()
         self._thread = threading.Thread(target=self._run, name="sim-driver", daemon=True)
         self._thread.start()
 
@@ -69,6 +70,21 @@ class SimDriver(Driver):
         self._wake.set()
         if self._thread:
             self._thread.join(5)
+
+    def _recover(self):
+        """After a crash between a committed change and its timer: give every machine in
+        motion the timer it needs (timers themselves are persisted with the pool)."""
+        rows = self.pool.machines("due_at IS NULL AND power='on' AND state IN (?,?,?,?)",
+                                  (P.LEASED, P.INSTALLING, P.WIPING, P.PROVISIONED))
+        for m in rows:
+            if m["state"] == P.LEASED or m["state"] == P.WIPING:
+                self.pool.schedule(m["id"], "pxe", time.time() + self.pxe_delay)
+            elif m["state"] == P.INSTALLING and m["disk_state"] == "installing":
+                self.pool.schedule(m["id"], "booting", time.time() + self.install_seconds * 0.75)
+            elif m["state"] == P.INSTALLING:
+                self.pool.schedule(m["id"], "provisioned", time.time() + self.install_seconds * 0.25)
+            elif m["state"] == P.PROVISIONED and (m["lease"] or {}).get("reinstall"):
+                self.pool.schedule(m["id"], "pxe", time.time() + self.pxe_delay)
 
     def _schedule(self, machine_id, step, delay):
         self.pool.schedule(machine_id, step, time.time() + delay)
@@ -131,7 +147,8 @@ class SimDriver(Driver):
         self._schedule(machine["id"], "pxe", self.pxe_delay)
 
     def wipe(self, machine):
-        self.pool.record_event(machine["id"], "wiping")
+        if machine["state"] != P.WIPING:
+            self.pool.record_event(machine["id"], "wiping")
         self._schedule(machine["id"], "pxe", self.wipe_seconds)
 
     def power(self, machine, action):

@@ -58,9 +58,11 @@ class Node:
         os.makedirs(os.path.dirname(full), exist_ok=True)
         if isinstance(data, str):
             data = data.encode()
-        with open(full, "wb") as handle:
+        tmp = full + ".tmp"
+        with open(tmp, "wb") as handle:
             handle.write(data)
-        os.chmod(full, mode)
+        os.chmod(tmp, mode)
+        os.replace(tmp, full)
 
     def read(self, path):
         with open(self.path(path), "rb") as handle:
@@ -287,13 +289,14 @@ def write_control_plane_manifests(node, cluster, address, bind_port, version):
 
 
 def write_kubelet_files(node, kubelet_config, cri_socket, name, address, extra_args):
-    out("[kubelet-start] Writing kubelet configuration to file \"/var/lib/kubelet/config.yaml\"")
-    node.write("/var/lib/kubelet/config.yaml", kubelet_config, 0o644)
+    # flags first: a kubelet (re)started in between must not run with the config but without its flags
     flags = ["--container-runtime-endpoint=" + cri_socket, "--hostname-override=" + name,
              "--node-ip=" + address] + _args_list(extra_args)
     out("[kubelet-start] Writing kubelet environment file with flags to file "
         "\"/var/lib/kubelet/kubeadm-flags.env\"")
     node.write("/var/lib/kubelet/kubeadm-flags.env", 'KUBELET_KUBEADM_ARGS="%s"\n' % " ".join(flags), 0o644)
+    out("[kubelet-start] Writing kubelet configuration to file \"/var/lib/kubelet/config.yaml\"")
+    node.write("/var/lib/kubelet/config.yaml", kubelet_config, 0o644)
 
 
 def kubelet_config_text(docs, cluster):

@@ -1,0 +1,362 @@
+"""The libvirt driver: every pool machine is a VM that really network-boots.
+
+``fleetlab serve --driver libvirt --machines N`` (options with ``--driver-opt KEY=VALUE``:
+``memory`` MiB per VM (512), ``vcpus`` (1), ``accel`` ``auto|kvm|qemu`` (auto: a real KVM probe),
+``loop_wait`` seconds the loop script waits before rebooting (2), ``cache_dir`` for the OS image
+(``/var/cache/fleetlab``), ``vms`` the most VMs to create (16)).
+
+What happens (see ``fleetlab.vm`` and docs/lab-libvirt.md):
+
+* ``start``: a background thread builds (or finds in the cache) the OS image and the installer,
+  starts libvirtd inside the lab's own network namespace, defines an isolated network with iPXE
+  boot, and boots one blank VM per pool machine (its MAC). Machines show up unleased on both faces
+  when their VM is first seen in the loop, not before.
+* a PXE hit of a MAC asks :meth:`_decide`: an OS on disk -> boot it; a lease -> the installer;
+  otherwise plunder's reboot script (the MAC is recorded as seen; an unknown MAC joins the pool).
+* the installer reports ``installing`` / ``written`` (-> ``Installing`` / ``Booting New Kernel``), the
+  installed OS phones home, the driver checks that SSH answers, then ``Phoned Home``.
+* metal ``free`` zeroes the start of the disk over SSH (out of band when SSH does not answer) and
+  reboots; plunder's parlay wipe runs the real ``dd`` and sysrq reboot on the VM. A blank disk
+  falls back into the loop.
+* ``stop`` removes everything (domains, disks, network, libvirtd/virtlogd when the lab started
+  them, the namespace); after a crash, the next start or ``python -m fleetlab.drivers.libvirt
+  down --state DIR`` does it from the record in the state dir.
+
+SSH from the host: ``STATE/vm/ssh.json`` and ``STATE/vm/ssh_config`` give each machine's
+127.0.0.1 port (a forward into the namespace), key and known_hosts; each machine also carries the
+labels ``fleetlab.io/ssh-host`` and ``fleetlab.io/ssh-port``.
+"""
+import base64
+import binascii
+import json
+import logging
+import os
+import re
+import threading
+import time
+import uuid
+
+from .. import pool as P
+from .base import Driver
+
+log = logging.getLogger("fleetlab.libvirt")
+
+_SUDO_RE = re.compile(r"^sudo\s+(-n\s+)?(-u\s+\S+\s+)?")
+_DD_WIPE_RE = re.compile(r"(^|\s)dd\s.*\bof=/dev/(sd[a-z]|vd[a-z]|nvme\d+n\d+|xvd[a-z])\b")
+WIPE_COMMAND = ("dd if=/dev/zero of=/dev/sda bs=1M count=64 conv=fsync 2>/dev/null; sync; "
+                "echo 1 > /proc/sys/kernel/sysrq; (sleep 1; echo b > /proc/sysrq-trigger) >/dev/null 2>&1 &")
+
+
+def _keys_of(lease):
+    """The SSH public keys a lease asks for (metal ``ssh_pub_keys``, plunder ``sshkey``)."""
+    keys = list((lease or {}).get("ssh_pub_keys") or [])
+    raw = (lease or {}).get("sshkey") or ""
+    if raw:
+        text = raw.strip()
+        if not text.startswith(("ssh-", "ecdsa-", "sk-")):
+            try:
+                text = base64.b64decode(text, validate=True).decode().strip()
+            except (binascii.Error, ValueError, UnicodeDecodeError):
+                text = ""
+        if text:
+            keys.append(text)
+    return keys
+
+
+class LibvirtDriver(Driver):
+    name = "libvirt"
+    virtual_loop = False
+
+    def __init__(self, options):
+        super().__init__(options)
+        o = self.options
+        self.state_dir = os.path.abspath(o.get("state_dir") or ".lab")
+        self.memory = int(o.get("memory") or 512)
+        self.vcpus = int(o.get("vcpus") or 1)
+        self.accel = o.get("accel") or "auto"
+        self.loop_wait = int(float(o.get("loop_wait") or 2))
+        self.max_vms = int(o.get("vms") or 16)
+        self.lease_network = o.get("network") or "10.77.0.0/16"
+        from ..vm import images
+        self.cache_dir = o.get("cache_dir") or images.DEFAULT_CACHE
+        self.vm = None
+        self.ready = threading.Event()
+        self.error = None
+        self._stop = threading.Event()
+        self._threads = []
+        self._lock = threading.Lock()
+        self._reinstall = set()
+        self._lease_t = {}           # mac -> time of the lease (provision call)
+        self._timings = {}           # mac -> {phase: seconds}
+        self._reach_cache = {}       # mac -> (time, bool)
+        self._status_path = os.path.join(self.state_dir, "vm", "status.json")
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    def start(self, pool):
+        super().start(pool)
+        from ..vm import lab as vmlab
+        # a lab that crashed left its VMs, network, daemons and namespace: remove them first
+        vmlab.teardown(self.state_dir, log=log.info)
+        os.makedirs(os.path.dirname(self._status_path), exist_ok=True)
+        now = time.time()
+        for m in pool.machines():
+            cols = {}
+            if m["state"] == P.UNLEASED and m["lease_name"] is None:
+                cols.update(loop_since=None, last_seen=None)  # listed once its VM is seen looping
+            if m["disk_state"] != "blank":
+                cols["disk_state"] = "blank"  # every VM starts with an empty disk
+            if cols:
+                pool.set_columns(m["id"], changed=now, **cols)
+        self._status("starting")
+        t = threading.Thread(target=self._bring_up, name="libvirt-up", daemon=True)
+        t.start()
+        self._threads.append(t)
+
+    def _status(self, phase, **extra):
+        data = {"phase": phase, "time": time.time()}
+        data.update(extra)
+        tmp = self._status_path + ".tmp"
+        with open(tmp, "w") as f:
+            json.dump(data, f, indent=1)
+        os.replace(tmp, self._status_path)
+
+    def _bring_up(self):
+        from ..vm.lab import VMLab
+        try:
+            self.vm = VMLab(self.state_dir, network=self.lease_network, cache_dir=self.cache_dir,
+                            memory_mib=self.memory, vcpus=self.vcpus, accel=self.accel,
+                            loop_wait=self.loop_wait, log=log.info)
+            self.vm.decide = self._decide
+            self.vm.on_report = self._on_report
+            self.vm.setup()
+            machines = self.pool.machines()[:self.max_vms]
+            for m in machines:
+                if self._stop.is_set():
+                    return
+                vmm = self.vm.add_machine(m["mac"])
+                labels = dict(m["labels"])
+                labels.update({"fleetlab.io/ssh-host": "127.0.0.1",
+                               "fleetlab.io/ssh-port": str(vmm.forwarder.port),
+                               "fleetlab.io/vm": vmm.name})
+                self.pool.set_columns(m["id"], labels=json.dumps(labels, sort_keys=True))
+                if m["lease_name"] is not None:
+                    self._prepare(m)
+            self._status("running", accel=self.vm.domain_type, machines=len(machines),
+                         boot_service=self.vm.boot.base, namespace=self.vm.ns)
+            self.ready.set()
+            log.info("libvirt: %d VMs booting (%s)", len(machines), self.vm.domain_type)
+        except Exception as exc:  # reported in the status file and the log
+            self.error = exc
+            log.exception("libvirt: lab set-up failed")
+            self._status("failed", error=str(exc))
+            self.ready.set()
+            return
+        self._monitor()
+
+    def _monitor(self):
+        """Heartbeat: provisioned machines whose SSH answers are 'alive'."""
+        while not self._stop.wait(10.0):
+            for m in self.pool.machines("state=?", (P.PROVISIONED,)):
+                if self.vm.machine(m["mac"]) is not None and self.reachable(m):
+                    try:
+                        self.pool.record_event(m["id"], "alive")
+                    except P.PoolError:
+                        pass
+
+    def stop(self):
+        """The VMs only make sense with the lab's boot service: stopping the lab removes them."""
+        self._stop.set()
+        for t in self._threads:
+            t.join(30)
+        if self.vm is not None:
+            self.vm.close()
+        from ..vm import lab as vmlab
+        vmlab.teardown(self.state_dir, log=log.info)
+        self._status("stopped")
+
+    # -- boot service callbacks ---------------------------------------------------------------
+    def _decide(self, mac):
+        m = self.pool.get(mac)
+        if m is None:
+            self._join_pool(mac)
+            m = self.pool.get(mac)
+        if m["disk_state"] == "os" and mac not in self._reinstall:
+            return "disk"
+        state = self.pool.record_seen(mac)
+        if state == P.INSTALLING:
+            m = self.pool.get(mac)
+            vmm = self.vm.machine(mac)
+            if vmm is not None and vmm.files is None:
+                self._prepare(m)
+            with self._lock:
+                self._reinstall.discard(mac)
+            if vmm is None:
+                return "loop"  # not one of ours: nothing would write its disk
+            return "install"
+        return "loop"
+
+    def _join_pool(self, mac):
+        """A MAC the pool does not know PXE-booted: it joins the pool, like plunder lists any MAC."""
+        mid = str(uuid.uuid5(uuid.NAMESPACE_OID, "fleetlab:" + mac))
+        self.pool.populate([{"id": mid, "mac": mac, "size": P.DEFAULT_SIZES[0], "partition": P.DEFAULT_PARTITION,
+                             "rack": "rack-01", "labels": {}}])
+        log.info("libvirt: unknown MAC %s joined the pool", mac)
+
+    def _on_report(self, mac, event, detail, uptime):
+        m = self.pool.get(mac)
+        if m is None:
+            return
+        t_lease = self._lease_t.get(mac)
+        if event == "installing":
+            self.pool.record_event(m["id"], "installing")
+        elif event == "written":
+            self._mark(mac, "lease_to_written", t_lease)
+            self.pool.record_event(m["id"], "booting", "booting into distro kernel")
+        elif event == "failed":
+            self.pool.record_event(m["id"], "crashed", "installer failed: %s" % detail)
+        elif event == "phoned-home":
+            t = threading.Thread(target=self._confirm_ssh, args=(mac,), daemon=True)
+            t.start()
+
+    def _confirm_ssh(self, mac):
+        deadline = time.time() + 60
+        while time.time() < deadline and not self._stop.is_set():
+            if self.vm.ssh_answers(mac):
+                m = self.pool.get(mac)
+                if m["state"] == P.INSTALLING:
+                    self._mark(mac, "lease_to_ssh", self._lease_t.get(mac))
+                    self.pool.record_event(m["id"], "provisioned")
+                    self._log_timings(mac)
+                return
+            time.sleep(0.5)
+        m = self.pool.get(mac)
+        self.pool.record_event(m["id"], "crashed", "installed OS phoned home but SSH does not answer")
+
+    def _mark(self, mac, key, since):
+        if since is None:
+            return
+        with self._lock:
+            self._timings.setdefault(mac, {})[key] = round(time.time() - since, 1)
+
+    def _log_timings(self, mac):
+        vmm = self.vm.machine(mac)
+        with self._lock:
+            t = self._timings.setdefault(mac, {})
+            if vmm is not None and vmm.started and "first_loop" in vmm.marks:
+                t["first_loop"] = round(vmm.marks["first_loop"] - vmm.started, 1)
+            data = dict(self._timings)
+        log.info("libvirt: %s timings: %s", mac, json.dumps(data.get(mac, {}), sort_keys=True))
+        path = os.path.join(self.state_dir, "vm", "timings.json")
+        with open(path + ".tmp", "w") as f:
+            json.dump(data, f, indent=1, sort_keys=True)
+        os.replace(path + ".tmp", path)
+
+    def timings(self):
+        with self._lock:
+            return json.loads(json.dumps(self._timings))
+
+    # -- calls from the faces ----------------------------------------------------------------
+    def _prepare(self, m):
+        lease = m["lease"] or {}
+        users = []
+        username = ((lease.get("plunder") or {}).get("config") or {}).get("username")
+        if username:
+            users.append(username)
+        self.vm.prepare_install(m["mac"], m["hostname"] or lease.get("hostname") or None, _keys_of(lease),
+                                address=m["address"], users=users)
+
+    def provision(self, machine):
+        self._lease_t[machine["mac"]] = time.time()
+        if self.vm is not None and self.vm.machine(machine["mac"]) is not None:
+            self._prepare(machine)
+        # the VM picks its lease up at its next PXE boot (within one loop period)
+
+    def reinstall(self, machine):
+        self._lease_t[machine["mac"]] = time.time()
+        with self._lock:
+            self._reinstall.add(machine["mac"])
+        if self.vm is not None and self.vm.machine(machine["mac"]) is not None:
+            self._prepare(machine)
+            self.vm.power(machine["mac"], "reset")
+
+    def wipe(self, machine):
+        self.pool.record_event(machine["id"], "wiping")
+        if self.vm is None or self.vm.machine(machine["mac"]) is None:
+            return
+        t = threading.Thread(target=self._wipe, args=(machine["mac"],), daemon=True)
+        t.start()
+
+    def _wipe(self, mac):
+        """Zero the start of the disk from the running OS and reboot (metal-hammer's job on a real
+        machine); without SSH, out of band: power off, blank disk, power on."""
+        if self.vm.ssh_answers(mac):
+            code, out, err = self.vm.ssh(mac, WIPE_COMMAND, timeout=60)
+            if code == 0:
+                log.info("libvirt: %s wiped over SSH, rebooting", mac)
+                return
+            log.warning("libvirt: wipe over SSH failed (%s %s), wiping out of band", code, err.strip())
+        self.vm.blank_disk(mac)
+
+    def power(self, machine, action):
+        if self.vm is None or self.vm.machine(machine["mac"]) is None:
+            return
+        if action in ("on", "off", "reset", "cycle"):
+            self.vm.power(machine["mac"], action)
+
+    def reachable(self, machine):
+        if machine is None or self.vm is None or self.vm.machine(machine["mac"]) is None:
+            return False
+        mac = machine["mac"]
+        now = time.monotonic()
+        cached = self._reach_cache.get(mac)
+        if cached and now - cached[0] < 1.0:
+            return cached[1]
+        ok = self.vm.ssh_answers(mac, timeout=1.5)
+        self._reach_cache[mac] = (now, ok)
+        return ok
+
+    def run_command(self, machine, command, timeout=None, stdin=None):
+        address = machine.get("address") or (self.vm.machine(machine["mac"]).ip if self.vm and
+                                             self.vm.machine(machine["mac"]) else "0.0.0.0")
+        if not self.reachable(machine):
+            return False, "", "dial tcp %s:22: i/o timeout" % address
+        code, out, err = self.vm.ssh(machine["mac"], command, timeout=float(timeout or 60), stdin=stdin)
+        output = (out + err).rstrip("\r\n")
+        if code is None:
+            return False, output, "Command Timed out"
+        if code == 255 and not out:
+            return False, output, "ssh: %s" % err.strip()
+        if code != 0:
+            return False, output, "Process exited with status %d" % code
+        cmd = (command or "").strip()
+        while True:
+            stripped = _SUDO_RE.sub("", cmd, count=1)
+            if stripped == cmd:
+                break
+            cmd = stripped
+        if _DD_WIPE_RE.search(cmd):
+            # the OS on disk is gone: the next boot falls through to the network (the loop)
+            self.pool.set_columns(machine["id"], disk_state="blank")
+        return True, output, ""
+
+
+DRIVER = LibvirtDriver
+
+
+def main(argv=None):
+    """``python -m fleetlab.drivers.libvirt down --state DIR``: remove a (crashed) lab's VMs."""
+    import argparse
+
+    from ..vm import lab as vmlab
+
+    p = argparse.ArgumentParser(prog="python -m fleetlab.drivers.libvirt")
+    p.add_argument("command", choices=["down"])
+    p.add_argument("--state", default=os.environ.get("FLEETLAB_STATE", ".lab"))
+    args = p.parse_args(argv)
+    if not vmlab.teardown(args.state):
+        print("nothing to remove in %s" % os.path.abspath(args.state))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

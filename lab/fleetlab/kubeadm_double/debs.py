@@ -1,0 +1,119 @@
+"""Build .deb packages named kubeadm, kubelet and kubectl that install the TEST DOUBLE.
+
+For the lab only: they let the roles' air-gapped install path (``kubernetes_artifacts_dir``
+with .deb files) run unchanged on lab machines that cannot download the real packages.
+Each package says in its description that it is a test double. Needs ``dpkg-deb``.
+
+    python -m fleetlab.kubeadm_double build-debs --out DIR [--version 1.31.4-1.1]
+"""
+import argparse
+import os
+import shutil
+import subprocess
+import tempfile
+
+from . import KUBERNETES_VERSION
+
+LIB_DIR = "/usr/lib/fleetlab-kubernetes-double"
+LIB_PACKAGE = "fleetlab-kubernetes-double"
+LIB_DEPENDS = "python3 (>= 3.9), python3-yaml, python3-cryptography"
+
+WRAPPER = """#!/bin/sh
+# fleetlab TEST DOUBLE of %(tool)s -- not the real program; lab machines only.
+PYTHONPATH=%(lib)s${PYTHONPATH:+:$PYTHONPATH} exec /usr/bin/python3 -m fleetlab.kubeadm_double %(tool)s "$@"
+"""
+
+# the same unit and drop-in the upstream kubelet and kubeadm packages ship
+KUBELET_SERVICE = """[Unit]
+Description=kubelet: The Kubernetes Node Agent (fleetlab TEST DOUBLE)
+Documentation=https://kubernetes.io/docs/
+Wants=network-online.target
+After=network-online.target
+
+[Service]
+ExecStart=/usr/bin/kubelet
+Restart=always
+StartLimitInterval=0
+RestartSec=10
+
+[Install]
+WantedBy=multi-user.target
+"""
+
+KUBEADM_DROPIN = """# Note: This dropin only works with kubeadm and kubelet v1.11+
+[Service]
+Environment="KUBELET_KUBECONFIG_ARGS=--bootstrap-kubeconfig=/etc/kubernetes/bootstrap-kubelet.conf --kubeconfig=/etc/kubernetes/kubelet.conf"
+Environment="KUBELET_CONFIG_ARGS=--config=/var/lib/kubelet/config.yaml"
+EnvironmentFile=-/var/lib/kubelet/kubeadm-flags.env
+EnvironmentFile=-/etc/default/kubelet
+ExecStart=
+ExecStart=/usr/bin/kubelet $KUBELET_KUBECONFIG_ARGS $KUBELET_CONFIG_ARGS $KUBELET_KUBEADM_ARGS $KUBELET_EXTRA_ARGS
+"""
+
+
+def _control(name, version, depends, description):
+    return ("Package: %s\nVersion: %s\nArchitecture: all\nMaintainer: baremetal.fleet lab <lab@example.invalid>\n"
+            "Depends: %s\nSection: admin\nPriority: optional\nDescription: %s\n"
+            " fleetlab TEST DOUBLE: a stand-in for the Kubernetes program of the same name, for the\n"
+            " baremetal.fleet lab only. It implements the subset of the interface the roles use.\n"
+            % (name, version, depends, description))
+
+
+def _write(root, path, text, mode=0o644):
+    full = os.path.join(root, path.lstrip("/"))
+    os.makedirs(os.path.dirname(full), exist_ok=True)
+    with open(full, "w") as handle:
+        handle.write(text)
+    os.chmod(full, mode)
+
+
+def _build(staging, out_dir, name, version):
+    os.chmod(staging, 0o755)
+    target = os.path.join(out_dir, "%s_%s_all.deb" % (name, version))
+    subprocess.run(["dpkg-deb", "--root-owner-group", "-Zgzip", "--build", staging, target], check=True,
+                   stdout=subprocess.DEVNULL)
+    return target
+
+
+def build(out_dir, version=None):
+    version = version or KUBERNETES_VERSION.lstrip("v") + "-1.1"
+    os.makedirs(out_dir, exist_ok=True)
+    here = os.path.dirname(os.path.abspath(__file__))
+    built = []
+    with tempfile.TemporaryDirectory() as tmp:
+        lib = os.path.join(tmp, LIB_PACKAGE)
+        pkg_dir = os.path.join(lib, LIB_DIR.lstrip("/"), "fleetlab", "kubeadm_double")
+        os.makedirs(pkg_dir)
+        for entry in sorted(os.listdir(here)):
+            if entry.endswith(".py"):
+                shutil.copy(os.path.join(here, entry), pkg_dir)
+        _write(lib, LIB_DIR + "/fleetlab/__init__.py", '"""fleetlab (only the kubeadm TEST DOUBLE)."""\n')
+        _write(lib, "DEBIAN/control", _control(LIB_PACKAGE, version, LIB_DEPENDS,
+                                              "kubeadm/kubelet/kubectl test double library"))
+        built.append(_build(lib, out_dir, LIB_PACKAGE, version))
+        extra = {
+            "kubelet": {"/lib/systemd/system/kubelet.service": KUBELET_SERVICE},
+            "kubeadm": {"/usr/lib/systemd/system/kubelet.service.d/10-kubeadm.conf": KUBEADM_DROPIN},
+            "kubectl": {},
+        }
+        for tool, files in extra.items():
+            staging = os.path.join(tmp, tool)
+            _write(staging, "/usr/bin/" + tool, WRAPPER % {"tool": tool, "lib": LIB_DIR}, 0o755)
+            for path, text in files.items():
+                _write(staging, path, text)
+            depends = "%s (= %s)" % (LIB_PACKAGE, version)
+            if tool == "kubeadm":
+                depends += ", kubelet, kubectl"
+            _write(staging, "DEBIAN/control", _control(tool, version, depends, "%s (TEST DOUBLE)" % tool))
+            built.append(_build(staging, out_dir, tool, version))
+    return built
+
+
+def main(argv, root):
+    parser = argparse.ArgumentParser(prog="build-debs")
+    parser.add_argument("--out", required=True)
+    parser.add_argument("--version")
+    args = parser.parse_args(argv)
+    for path in build(args.out, args.version):
+        print(path)
+    return 0
