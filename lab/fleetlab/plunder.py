@@ -305,7 +305,8 @@ class PlunderFace:
         clean = {k: config[k] for k in HOST_CONFIG_KEYS if k in config}
         lease = {"name": clean.get("hostname") or mac, "hostname": clean.get("hostname", ""),
                  "address": address or None, "image": name, "owner": "plunder",
-                 "sshkey": clean.get("sshkey", ""),
+                 # base64 of the authorized key line: the host's own, else globalConfig's (for real drivers)
+                 "sshkey": clean.get("sshkey") or (self.pool.kv_get("plunder.global") or {}).get("sshkey", ""),
                  "plunder": {"bootConfigName": name, "config": clean}}
         return m, lease
 
