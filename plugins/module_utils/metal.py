@@ -273,20 +273,12 @@ class MetalProvider(Provider):
 
     # --- writes ---------------------------------------------------------------------------
     def lease_members(self, lease, names=None, template=None, project=None):
+        """Machines allocated under ``lease``: every allocation this collection makes carries
+        the lease tag, so one find is enough (``names`` and ``template`` are not needed)."""
         query = {"tags": [LEASE_TAG_PREFIX + lease]}
         if project:
             query["allocation_project"] = project
         found = [machine_from_response(mr) for mr in self.client.find_machines(query)]
-        seen = set(m.id for m in found)
-        for name in names or ():
-            extra = {"allocation_name": name}
-            if project:
-                extra["allocation_project"] = project
-            for mr in self.client.find_machines(extra):
-                machine = machine_from_response(mr)
-                if machine.id not in seen and machine.owned:
-                    found.append(machine)
-                    seen.add(machine.id)
         return [m for m in found if m.lease_name]
 
     def used_addresses(self):
@@ -299,6 +291,12 @@ class MetalProvider(Provider):
 
     def private_network(self, project, partition):
         """The project's private network in the partition (what metalctl's mini-lab flow uses)."""
+        cache = self.__dict__.setdefault("_network_cache", {})
+        if (project, partition) not in cache:
+            cache[(project, partition)] = self._find_private_network(project, partition)
+        return cache[(project, partition)]
+
+    def _find_private_network(self, project, partition):
         nets = self.client.find_networks({"projectid": project, "partitionid": partition})
         private = [n for n in nets if not n.get("privatesuper") and not n.get("underlay")
                    and not n.get("shared")] or [n for n in nets if not n.get("privatesuper") and not n.get("underlay")]

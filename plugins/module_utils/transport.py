@@ -66,6 +66,15 @@ def _is_tls_failure(reason):
     return isinstance(reason, ssl.SSLError) or "certificate" in str(reason).lower() or "ssl" in str(reason).lower()
 
 
+def _default_context(validate_certs):
+    if validate_certs:
+        return ssl.create_default_context()
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    return ctx
+
+
 class JsonHttp:
     """A small JSON HTTP client around ``ansible.module_utils.urls.Request``."""
 
@@ -76,7 +85,8 @@ class JsonHttp:
         self.headers = dict(headers or {})
         self.timeout = timeout
         self.validate_certs = validate_certs
-        self.ssl_context = ssl_context
+        # Built once: urls.Request would otherwise load the CA store on every request.
+        self.ssl_context = ssl_context or _default_context(validate_certs)
         self.retries = max(0, int(retries))
         self.backoff = backoff
         self.header_factory = header_factory
