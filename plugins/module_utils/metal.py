@@ -359,8 +359,15 @@ class MetalProvider(Provider):
         return True
 
     def probe_machine(self, machine):
-        current = machine_from_response(self.client.get_machine(machine.id))
-        detail = current.last_event or ""
+        """State from the newest provisioning event; ``failed`` when the install crashed."""
+        mr = self.client.get_machine(machine.id)
+        current = machine_from_response(mr)
+        log = (mr.get("events") or {}).get("log") or []
+        detail = ("%s: %s" % (log[0].get("event"), log[0].get("message") or "")).rstrip(": ") if log else ""
+        if current.last_event == "Crashed":
+            return "failed", "install crashed: %s" % ((log[0].get("message") if log else "") or "no message")
+        if mr.get("allocation") is None:
+            return "failed", "machine is no longer allocated (%s)" % detail
         return current.state, detail
 
     def back_in_loop(self, machine):

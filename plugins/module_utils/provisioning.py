@@ -20,6 +20,8 @@ from ansible_collections.baremetal.fleet.plugins.module_utils.leasing import (
 )
 from ansible_collections.baremetal.fleet.plugins.module_utils.pool import PoolError, PoolNotFound
 
+FAILED = "failed"  # a probe's verdict: this machine will not get there by waiting
+
 
 def select_machines(provider, params):
     """Machines named by ``name`` (every member of the lease) and/or ``machines`` (refs:
@@ -69,6 +71,11 @@ class Tracker:
         self.errors = {}
         self.lock = threading.Lock()
 
+    def restart(self, machine):
+        """Forget the phases seen so far (the machine starts over, e.g. reinstall)."""
+        with self.lock:
+            self.phases[machine.id] = {}
+
     def see(self, machine, state, detail=""):
         with self.lock:
             phases = self.phases.setdefault(machine.id, {})
@@ -91,7 +98,10 @@ def _wait(provider, machines, tracker, done_state, check, wait_timeout, poll_int
             return state
 
         states, _failure = _run_parallel(one, pending, workers)
-        pending = [m for m, s in zip(pending, states) if s != done_state]
+        for machine, state in zip(pending, states):
+            if state == FAILED:
+                tracker.errors[machine.id] = tracker.detail.get(machine.id) or "failed"
+        pending = [m for m, s in zip(pending, states) if s not in (done_state, FAILED)]
         if not pending or time.time() + poll_interval > deadline:
             break
         time.sleep(poll_interval)
@@ -138,6 +148,7 @@ def provision(provider, params, check_mode=False, workers=8):
         try:
             provider.reinstall_machine(machine, image=image)
             changed_ids.add(machine.id)
+            tracker.restart(machine)
             tracker.see(machine, pool.INSTALLING, "reinstall requested")
         except PoolError as err:
             tracker.errors[machine.id] = "reinstall failed: %s" % err
