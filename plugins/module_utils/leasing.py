@@ -275,8 +275,15 @@ def ensure_present(provider, params, check_mode=False, workers=8):
                           "after": {"lease": lease, "machines": before}}
         return result
 
+    if provider.name == "plunder":
+        for member in missing:
+            if member.hostname != member.name:
+                raise PoolError("lease %s: on plunder the hostname is the lease key, so %s cannot have hostname %s"
+                                % (lease, member.name, member.hostname), machine=member.name)
     image = provider.check_image(params.get("image"))
-    candidates = provider.list_machines(status="unleased")
+    # selectors every missing member shares are pushed to the server where it can filter
+    common = missing[0].selectors if all(m.selectors == missing[0].selectors for m in missing) else None
+    candidates = provider.list_machines(status="unleased", filters=common or None)
     if hasattr(provider, "is_fresh"):
         candidates = [m for m in candidates if provider.is_fresh(m)]
     spread_by = params.get("spread_by")
