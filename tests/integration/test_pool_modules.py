@@ -202,3 +202,38 @@ def test_env_fallbacks_without_module_defaults(lab, tmp_path):
     info = res.task("info")
     assert info["summary"]["total"] > 0 and info["summary"]["total"] == info["summary"].get("unleased")
     assert info["invocation"]["module_args"]["api_hmac"] == "VALUE_SPECIFIED_IN_NO_LOG_PARAMETER"
+
+
+@pytest.fixture(scope="module")
+def failing_lab(tmp_path_factory):
+    """Three machines; the second fails its OS install (fleetlab.io/fail-install)."""
+    from fleetlab.testing import LabServer
+
+    state = tmp_path_factory.mktemp("failinglab")
+    machines = [{"mac": "52:54:00:1f:00:0%d" % i, "rack": "rack-0%d" % i} for i in range(1, 4)]
+    machines[1]["labels"] = {"fleetlab.io/fail-install": "true"}
+    (state / "pool.yml").write_text(yaml.safe_dump({"machines": machines}))
+    server = LabServer(state_dir=str(state / "state"), machines=None, pool=str(state / "pool.yml"))
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def test_provision_reports_each_failed_machine(failing_lab, tmp_path):
+    defaults = connection_vars(failing_lab, "metal")
+    tasks = [
+        {"name": "lease", "baremetal.fleet.lease": {
+            "name": "pf", "project": PROJECT, "image": "debian-12",
+            "machines": [{"mac": "52:54:00:1f:00:01"}, {"mac": "52:54:00:1f:00:02"}]}},
+        {"name": "provision", "baremetal.fleet.provision": {"name": "pf", "project": PROJECT, "wait_timeout": 20,
+                                                             "poll_interval": 0.3}},
+    ]
+    res = run_playbook(tmp_path, tasks, module_defaults=defaults)
+    assert res.rc != 0
+    prov = res.task("provision")
+    assert prov["failed"] and prov["failed_machines"] == ["pf-1"]
+    assert prov["msg"].startswith("1 machine(s) not ready: pf-1: install crashed")
+    states = dict((m["name"], m["state"]) for m in prov["machines"])
+    assert states["pf-0"] == "provisioned"
