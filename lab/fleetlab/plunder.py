@@ -488,11 +488,23 @@ class PlunderFace:
                 self.logs[ip]["state"] = "Running"
 
     def _run_map(self, deployments, addresses):
+        try:
+            self._run_deployments(deployments, addresses)
+        finally:
+            self.pool.close()  # this thread's connection
+
+    def _run_host_thread(self, d, ip, machine_id, parallel):
+        try:
+            self._run_host(d, ip, machine_id, parallel)
+        finally:
+            self.pool.close()
+
+    def _run_deployments(self, deployments, addresses):
         for d in deployments:
             parallel = bool(d.get("parallel"))
             hosts = d.get("hosts") or []
             if parallel:
-                threads = [threading.Thread(target=self._run_host, args=(d, h, addresses[h], True), daemon=True)
+                threads = [threading.Thread(target=self._run_host_thread, args=(d, h, addresses[h], True), daemon=True)
                            for h in hosts]
                 for t in threads:
                     t.start()

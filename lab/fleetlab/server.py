@@ -25,7 +25,7 @@ import threading
 import time
 
 import yaml
-from werkzeug.serving import WSGIRequestHandler, make_server
+from werkzeug.serving import ThreadedWSGIServer, WSGIRequestHandler
 
 from . import pool as P
 from .certs import ensure_cert
@@ -43,6 +43,20 @@ class _Handler(WSGIRequestHandler):
 
     def log_error(self, format, *args):
         logging.getLogger("fleetlab.access").warning(format, *args)
+
+
+class _Server(ThreadedWSGIServer):
+    """Werkzeug's threaded server; each connection thread closes its pool connection at the end."""
+
+    daemon_threads = True
+    pool = None
+
+    def process_request_thread(self, request, client_address):
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            if self.pool is not None:
+                self.pool.close()
 
 
 class Lab:
@@ -110,11 +124,9 @@ class Lab:
             cert_path, key_path, cert_pem = ensure_cert(self.state_dir, [bind])
             ssl_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
             ssl_ctx.load_cert_chain(cert_path, key_path)
-        plunder_srv = make_server(bind, self.opts.plunder_port, self.plunder, threaded=True,
-                                  ssl_context=ssl_ctx, request_handler=_Handler)
-        metal_srv = make_server(bind, self.opts.metal_port, self.metal, threaded=True, request_handler=_Handler)
-        plunder_srv.daemon_threads = True
-        metal_srv.daemon_threads = True
+        plunder_srv = _Server(bind, self.opts.plunder_port, self.plunder, handler=_Handler, ssl_context=ssl_ctx)
+        metal_srv = _Server(bind, self.opts.metal_port, self.metal, handler=_Handler)
+        plunder_srv.pool = metal_srv.pool = self.pool
         self.servers = [plunder_srv, metal_srv]
         for srv, name in ((plunder_srv, "plunder"), (metal_srv, "metal")):
             t = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.2}, name=name, daemon=True)
