@@ -34,35 +34,30 @@ def timed(fn, rounds):
             "max": times[-1]}, out
 
 
-def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--machines", type=int, default=10000)
-    ap.add_argument("--rounds", type=int, default=20)
-    args = ap.parse_args()
+def measure(machines, rounds):
+    """Start a lab with ``machines`` machines and time the hot requests; returns rows."""
     with tempfile.TemporaryDirectory() as state:
         t0 = time.perf_counter()
-        lab = LabServer(state_dir=state, machines=args.machines, start_timeout=300, no_access_log=True)
+        lab = LabServer(state_dir=state, machines=machines, start_timeout=300, no_access_log=True)
         lab.start()
-        print("lab with %d machines up in %.1f s" % (args.machines, time.perf_counter() - t0))
+        up = time.perf_counter() - t0
         try:
             plunder = Plunder(lab.plunder_config)
             metal = Metal(lab.metal_url, lab.hmac_keys["edit"])
-            allocs = []
-            for i in range(20):
-                allocs.append(metal.ok("POST", "/v1/machine/allocate", allocate_body("bench-%d" % i)))
-            rows = []
-            stats, out = timed(lambda: plunder.call("GET", "/dhcp/unleased")["payload"], args.rounds)
+            allocs = [metal.ok("POST", "/v1/machine/allocate", allocate_body("bench-%d" % i)) for i in range(20)]
+            rows = [("start (pool created, both faces up)", {"median": up * 1000, "p95": up * 1000,
+                                                             "max": up * 1000}, "")]
+            stats, out = timed(lambda: plunder.call("GET", "/dhcp/unleased")["payload"], rounds)
             rows.append(("GET /dhcp/unleased", stats, "%d entries" % len(out)))
-            stats, out = timed(lambda: metal.ok("POST", "/v1/machine/find", {"allocation_name": "bench-7"}),
-                               args.rounds)
+            stats, out = timed(lambda: metal.ok("POST", "/v1/machine/find", {"allocation_name": "bench-7"}), rounds)
             rows.append(("POST /v1/machine/find (allocation_name)", stats, "%d machine" % len(out)))
-            stats, out = timed(lambda: metal.ok("POST", "/v1/machine/find", {"nics_mac_addresses": [
-                allocs[3]["hardware"]["nics"][0]["mac"]]}), args.rounds)
+            mac = allocs[3]["hardware"]["nics"][0]["mac"]
+            stats, out = timed(lambda: metal.ok("POST", "/v1/machine/find", {"nics_mac_addresses": [mac]}), rounds)
             rows.append(("POST /v1/machine/find (mac)", stats, "%d machine" % len(out)))
             stats, out = timed(lambda: metal.ok("POST", "/v1/machine/find", {"sizeid": "v1-large-x86"}),
-                               max(3, args.rounds // 4))
+                               max(3, rounds // 4))
             rows.append(("POST /v1/machine/find (size v1-large-x86)", stats, "%d machines" % len(out)))
-            stats, out = timed(lambda: metal.ok("POST", "/v1/machine/find", {}), max(3, args.rounds // 5))
+            stats, out = timed(lambda: metal.ok("POST", "/v1/machine/find", {}), max(3, rounds // 5))
             rows.append(("POST /v1/machine/find (all)", stats, "%d machines, %.1f MB" % (
                 len(out), len(json.dumps(out)) / 1e6)))
             n = [0]
@@ -70,14 +65,31 @@ def main():
             def allocate():
                 n[0] += 1
                 return metal.ok("POST", "/v1/machine/allocate", allocate_body("bench-x%d" % n[0]))
-            stats, _ = timed(allocate, args.rounds)
+            stats, _ = timed(allocate, rounds)
             rows.append(("POST /v1/machine/allocate", stats, ""))
-            print("%-44s %9s %9s %9s  %s" % ("request (%d machines)" % args.machines, "median", "p95", "max", ""))
-            for name, s, note in rows:
-                print("%-44s %7.1fms %7.1fms %7.1fms  %s" % (name, s["median"], s["p95"], s["max"], note))
+            return rows
         finally:
             lab.stop()
 
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--machines", type=int, default=10000)
+    ap.add_argument("--compare", type=int, default=1000, help="smaller pool for the scaling ratio (0 = skip)")
+    ap.add_argument("--rounds", type=int, default=20)
+    args = ap.parse_args()
+    big = measure(args.machines, args.rounds)
+    small = measure(args.compare, args.rounds) if args.compare else None
+    print("%-44s %9s %9s %9s  %s" % ("request (%d machines)" % args.machines, "median", "p95", "max", ""))
+    for name, s, note in big:
+        print("%-44s %7.1fms %7.1fms %7.1fms  %s" % (name, s["median"], s["p95"], s["max"], note))
+    if small:
+        print()
+        print("%-44s %12s %12s %7s" % ("median latency", "%d mach." % args.compare, "%d mach." % args.machines,
+                                        "ratio"))
+        for (name, sb, _), (_, ss, _) in zip(big, small):
+            print("%-44s %10.1fms %10.1fms %6.1fx" % (name, ss["median"], sb["median"],
+                                                      sb["median"] / ss["median"] if ss["median"] else 0))
 
 if __name__ == "__main__":
     main()
