@@ -16,8 +16,10 @@ def _members(prov, name):
 
 
 @pytest.mark.parametrize("backend", PROVIDERS)
-def test_lease_is_idempotent_and_released(lab, backend):
-    prov = provider(lab, backend)
+def test_lease_is_idempotent_and_released(fresh_lab, backend):
+    # own lab: plunder releases without wiping, released machines keep their OS and leave the loop
+    prov = provider(fresh_lab, backend)
+    wait_for(lambda: prov.list_machines(status="unleased"))
     name = unique("idem")
     params = lease_params(backend, name, count=3, state="present")
     first = leasing.ensure_present(prov, params)
@@ -102,8 +104,9 @@ class FailingThirdLease:
 
 
 @pytest.mark.parametrize("backend", PROVIDERS)
-def test_half_failed_lease_is_rolled_back(lab, backend):
-    real = provider(lab, backend)
+def test_half_failed_lease_is_rolled_back(fresh_lab, backend):
+    real = provider(fresh_lab, backend)
+    wait_for(lambda: real.list_machines(status="unleased"))
     wrapped = FailingThirdLease(real, "no-such-image")
     name = unique("half")
     with pytest.raises(PoolError) as err:
