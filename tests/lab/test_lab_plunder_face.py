@@ -170,7 +170,8 @@ def test_parlay_uptime_then_wipe_back_to_loop(fresh_lab, plunder):
     started = time.time()
     assert plunder.call("POST", "/parlay", _parlay("probe", ip, UPTIME)) == {}
     log = _wait(lambda: plunder.call("GET", "/parlay/logs/10-77-2-5").get("payload"), timeout=5, step=0.05)
-    assert time.time() - started < 1.0
+    created = datetime.datetime.fromisoformat(log["entries"][0]["created"].replace("Z", "+00:00")).timestamp()
+    assert created - started < 1.0, "the first log entry must exist within a second of the POST"
     log = _wait(lambda: (lambda p: p if p["state"] != "Running" else None)(
         plunder.call("GET", "/parlay/logs/10-77-2-5")["payload"]))
     assert log["state"] == "Failed"
