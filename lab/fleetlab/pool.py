@@ -420,6 +420,10 @@ class Pool:
         def _do(c):
             pred = ("state=? AND lease_name IS NULL AND mstate='' AND power='on' AND partition=? AND size=?")
             args = (UNLEASED, partition, size)
+            if not self.loop_period:
+                # real sightings: only machines alive (seen within 5 minutes) are candidates
+                pred += " AND last_seen >= ?"
+                args += (_now() - 300.0,)
             racks = [r[0] for r in c.execute("SELECT DISTINCT rack FROM machines WHERE " + pred, args)]
             if not racks:
                 raise PoolError("no machine available", "unavailable")

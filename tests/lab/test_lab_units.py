@@ -131,3 +131,18 @@ def test_sim_shell_and_driver_interface(pool):
     assert d.run_command(m, "exit 3")[2] == "Process exited with status 3"
     ok, out, _ = d.run_command(m, "dd if=/dev/zero of=/dev/sda bs=1024k count=1000")
     assert ok and "records out" in out and pool.get(m["id"])["disk_state"] == "blank"
+
+
+def test_without_virtual_loop_only_recently_seen_machines_are_allocatable(tmp_path):
+    p = P.Pool(str(tmp_path / "p.sqlite"))  # no loop_period: a real driver reports sightings
+    p.populate(P.generate_machines(3, sizes=("v1-small-x86",)))
+    conn = p._conn()
+    conn.execute("UPDATE machines SET last_seen=?", (1.0,))
+    with pytest.raises(P.PoolError) as err:
+        p.allocate("mini-lab", "v1-small-x86", {"name": "x"}, "metal")
+    assert err.value.kind == "unavailable"
+    mac = p.machines()[1]["mac"]
+    p.record_seen(mac)
+    mid = p.allocate("mini-lab", "v1-small-x86", {"name": "x"}, "metal")
+    assert p.get(mid)["mac"] == mac
+    assert [m for m, _ in p.unleased()] != []  # stale sightings stay listed, as in plunder
