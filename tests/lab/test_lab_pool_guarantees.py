@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from labclients import PROJECT, Metal, Plunder, allocate_body
+from labclients import PROJECT, Metal, Plunder, allocate_body, validate
 
 pytestmark = pytest.mark.lab
 
@@ -161,6 +161,12 @@ def test_lifecycle_is_one_pool_for_both_faces(fresh_lab, plunder, metal):
                                                 "config": {"address": "10.77.8.1", "hostname": "px"}}) == {}
     mr = metal.ok("POST", "/v1/machine/find", {"nics_mac_addresses": [mac]})[0]
     assert mr["allocation"]["hostname"] == "px" and mr["allocation"]["creator"] == "plunder"
+    validate(mr, "v1.MachineResponse")
+    from metal_python.api import MachineApi
+    from metal_python.driver import Driver
+    api = MachineApi(api_client=Driver(fresh_lab.metal_url, None, fresh_lab.hmac_keys["view"],
+                                       hmac_user="Metal-View").client)
+    assert api.find_machine(mr["id"]).allocation.hostname == "px"
     code, body = metal.raw("POST", "/v1/machine/allocate", allocate_body("steal", uuid=mr["id"]))
     assert (code, body["message"]) == (422, "machine is already allocated")
     deadline = time.time() + 15
