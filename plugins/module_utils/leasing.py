@@ -14,6 +14,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import random
+import re
 import threading
 
 from ansible_collections.baremetal.fleet.plugins.module_utils import pool
@@ -24,6 +25,7 @@ from ansible_collections.baremetal.fleet.plugins.module_utils.pool import (
 )
 
 DEFAULT_TEMPLATE = "{name}-{index}"
+_HOST_LABEL = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$")
 SELECTOR_KEYS = ("size", "partition", "vendor", "labels", "rack")
 SPREAD_KEYS = ("rack", "vendor", "size", "partition")
 MAX_CONFLICT_RETRIES = 20
@@ -81,6 +83,11 @@ def wanted_members(params):
 
     seen = set()
     for member in members:
+        for label in member.hostname.split("."):
+            if not _HOST_LABEL.match(label):
+                raise PoolError("lease %s: %r is not a valid hostname (letters, digits and '-', at most 63 per "
+                                "label; check name and hostname_template)" % (name, member.hostname),
+                                machine=member.name)
         if member.address:
             try:
                 ipaddress.ip_address(u"%s" % member.address)
