@@ -290,8 +290,9 @@ def write_control_plane_manifests(node, cluster, address, bind_port, version):
 
 def write_kubelet_files(node, kubelet_config, cri_socket, name, address, extra_args):
     # flags first: a kubelet (re)started in between must not run with the config but without its flags
-    flags = ["--container-runtime-endpoint=" + cri_socket, "--hostname-override=" + name,
-             "--node-ip=" + address] + _args_list(extra_args)
+    overridden = {a["name"] for a in extra_args or []}
+    defaults = [("container-runtime-endpoint", cri_socket), ("hostname-override", name), ("node-ip", address)]
+    flags = ["--%s=%s" % (k, v) for k, v in defaults if k not in overridden] + _args_list(extra_args)
     out("[kubelet-start] Writing kubelet environment file with flags to file "
         "\"/var/lib/kubelet/kubeadm-flags.env\"")
     node.write("/var/lib/kubelet/kubeadm-flags.env", 'KUBELET_KUBEADM_ARGS="%s"\n' % " ".join(flags), 0o644)
@@ -660,7 +661,7 @@ def cmd_join(node, args):
         write_control_plane_manifests(node, cluster, address, bind_port, cluster["kubernetesVersion"])
     else:
         node.write(PKI_DIR + "/ca.crt", ca_pem, 0o644)
-    address = address or default_address(node)
+    address = address or _args_value(nreg.get("kubeletExtraArgs"), "node-ip") or default_address(node)
 
     # TLS bootstrap: a CSR authenticated by the bootstrap token, signed by the cluster CA
     key = pki.new_key(algorithm)

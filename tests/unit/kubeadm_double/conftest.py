@@ -1,9 +1,11 @@
 """Fixtures for the kubeadm test double: fake node roots, a fake CRI socket, a kubelet supervisor."""
 import os
 import shlex
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 
@@ -54,8 +56,10 @@ class FakeCRI:
 class NodeRoot:
     """A directory standing in for one machine's /: proc files, a runtime socket, a kubelet."""
 
-    def __init__(self, path, name, address="127.0.0.1"):
+    def __init__(self, path, name, address="127.0.0.1", command=None, extra_env=None):
         self.path, self.name, self.address = str(path), name, address
+        self.command = command or DOUBLE
+        self.extra_env = extra_env or {}
         self.cri = None
         self.kubelet = None
         self.set_proc(swap=False, modules=("overlay", "br_netfilter"), ip_forward="1", bridge="1",
@@ -106,10 +110,11 @@ class NodeRoot:
         env.update({"FLEET_KUBEADM_KUBELET_START": "none", "FLEET_KUBEADM_NODE_NAME": self.name,
                     "FLEET_KUBEADM_DEFAULT_ADDRESS": self.address, "FLEET_DOUBLE_STATUS_PERIOD": "0.5",
                     "FLEET_KUBEADM_DISCOVERY_RETRY": "3"})
+        env.update(self.extra_env)
         return env
 
     def run(self, tool, *args, check=False):
-        proc = subprocess.run(DOUBLE + [tool, "--root", self.path] + list(args), env=self.env(),
+        proc = subprocess.run(self.command + [tool, "--root", self.path] + list(args), env=self.env(),
                               capture_output=True, text=True, timeout=120)
         if check and proc.returncode != 0:
             raise AssertionError("%s %s failed (%d):\n%s\n%s" % (tool, args, proc.returncode, proc.stdout,
@@ -125,18 +130,29 @@ class NodeRoot:
         self._kubelet_thread = threading.Thread(target=self._supervise, daemon=True)
         self._kubelet_thread.start()
 
+    def _flags_stamp(self):
+        try:
+            return os.stat(os.path.join(self.path, "var/lib/kubelet/kubeadm-flags.env")).st_mtime_ns
+        except OSError:
+            return None
+
     def _supervise(self):
         while not self._stop_kubelet:
             flags = []
             env_file = os.path.join(self.path, "var/lib/kubelet/kubeadm-flags.env")
-            if os.path.exists(env_file):
+            stamp = self._flags_stamp()
+            if stamp is not None:
                 with open(env_file) as handle:
                     flags = shlex.split(handle.read().split("=", 1)[1].strip().strip('"'))
             self.kubelet = subprocess.Popen(
-                DOUBLE + ["kubelet", "--root", self.path, "--config=/var/lib/kubelet/config.yaml",
-                          "--kubeconfig=/etc/kubernetes/kubelet.conf"] + flags,
+                self.command + ["kubelet", "--root", self.path, "--config=/var/lib/kubelet/config.yaml",
+                                "--kubeconfig=/etc/kubernetes/kubelet.conf"] + flags,
                 env=self.env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             while self.kubelet.poll() is None and not self._stop_kubelet:
+                if self._flags_stamp() != stamp:  # kubeadm rewrote the flags: it restarts the kubelet
+                    self.kubelet.terminate()
+                    self.kubelet.wait(15)
+                    break
                 time.sleep(0.1)
             if not self._stop_kubelet:
                 time.sleep(0.3)
@@ -160,18 +176,20 @@ class NodeRoot:
 
 
 @pytest.fixture
-def make_node(tmp_path):
+def make_node():
     nodes = []
+    # short paths: unix socket names are limited to 108 bytes (pytest's tmp_path can be longer)
+    base = tempfile.mkdtemp(prefix="kd-", dir="/tmp")
 
-    def _make(name, address="127.0.0.1"):
-        # short paths: unix socket names are limited to 108 bytes
-        node = NodeRoot(tmp_path / name, name, address)
+    def _make(name, address="127.0.0.1", **kwargs):
+        node = NodeRoot(os.path.join(base, name), name, address, **kwargs)
         nodes.append(node)
         return node
 
     yield _make
     for node in nodes:
         node.close()
+    shutil.rmtree(base, ignore_errors=True)
 
 
 INIT_CONFIG = """\

@@ -1,0 +1,61 @@
+"""The lab packages of the double install real-looking kubeadm/kubelet/kubectl and run on
+Debian 12's own Python and python3-cryptography (the lab machines' environment)."""
+import os
+import re
+import shutil
+import subprocess
+
+import pytest
+
+from conftest import INIT_CONFIG, free_port
+
+from fleetlab.kubeadm_double import debs
+
+pytestmark = pytest.mark.skipif(shutil.which("dpkg-deb") is None, reason="dpkg-deb is not installed")
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    out = tmp_path_factory.mktemp("debs")
+    return debs.build(str(out), "1.31.4-1.1")
+
+
+def _field(deb, name):
+    return subprocess.run(["dpkg-deb", "-f", deb, name], capture_output=True, text=True, check=True).stdout.strip()
+
+
+def test_packages_are_named_like_upstream_and_say_test_double(built):
+    names = sorted(_field(deb, "Package") for deb in built)
+    assert names == ["fleetlab-kubernetes-double", "kubeadm", "kubectl", "kubelet"]
+    for deb in built:
+        assert _field(deb, "Version") == "1.31.4-1.1"
+        assert "TEST DOUBLE" in _field(deb, "Description")
+    kubeadm = [d for d in built if os.path.basename(d).startswith("kubeadm_")][0]
+    listing = subprocess.run(["dpkg-deb", "-c", kubeadm], capture_output=True, text=True, check=True).stdout
+    assert "./usr/lib/systemd/system/kubelet.service.d/10-kubeadm.conf" in listing
+    assert "./usr/bin/kubeadm" in listing
+
+
+@pytest.mark.skipif(subprocess.run(["/usr/bin/python3", "-c", "import yaml, cryptography"],
+                                   capture_output=True).returncode != 0,
+                    reason="Debian's python3-yaml / python3-cryptography are not installed")
+def test_double_runs_on_the_distribution_python(built, tmp_path, make_node):
+    lib = [d for d in built if "fleetlab-kubernetes-double" in d][0]
+    unpacked = tmp_path / "unpacked"
+    subprocess.run(["dpkg-deb", "-x", lib, str(unpacked)], check=True)
+    pythonpath = str(unpacked / debs.LIB_DIR.lstrip("/"))
+    system = {"command": ["/usr/bin/python3", "-m", "fleetlab.kubeadm_double"],
+              "extra_env": {"PYTHONPATH": pythonpath}}
+    cp = make_node("cp1", **system)
+    port = free_port()
+    cp.start_kubelet()
+    cfg = cp.file("/root/kubeadm.yaml", INIT_CONFIG.format(port=port, name="cp1")
+                  .replace("ECDSA-P256", "RSA-2048"))
+    init = cp.kubeadm("init", "--config", cfg)
+    assert init.returncode == 0, init.stderr
+    token = re.search(r"--token (\S+)", init.stdout).group(1)
+    ca_hash = re.search(r"--discovery-token-ca-cert-hash (\S+)", init.stdout).group(1)
+    worker = make_node("w1", **system)
+    worker.start_kubelet()
+    join = worker.kubeadm("join", "127.0.0.1:%d" % port, "--token", token, "--discovery-token-ca-cert-hash", ca_hash)
+    assert join.returncode == 0, join.stderr
