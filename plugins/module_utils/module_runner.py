@@ -17,6 +17,11 @@ from ansible_collections.baremetal.fleet.plugins.module_utils.connection import 
 from ansible_collections.baremetal.fleet.plugins.module_utils.pool import PoolError
 
 
+def wait_argument_spec():
+    """The argument spec piece of the ``wait`` doc fragment."""
+    return dict(wait_timeout=dict(type="int", default=1800), poll_interval=dict(type="float", default=10))
+
+
 def fleet_module(argument_spec, **kwargs):
     spec = connection_argument_spec()
     spec.update(argument_spec)

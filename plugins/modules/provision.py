@@ -25,6 +25,7 @@ author:
   - baremetal.fleet maintainers (@baremetal-fleet)
 extends_documentation_fragment:
   - baremetal.fleet.connection
+  - baremetal.fleet.wait
   - ansible.builtin.action_common_attributes
   - ansible.builtin.action_common_attributes.actiongroups
 attributes:
@@ -57,14 +58,6 @@ options:
     description: Wait until the machines are reachable.
     type: bool
     default: true
-  wait_timeout:
-    description: Seconds to wait at most for all machines.
-    type: int
-    default: 1800
-  poll_interval:
-    description: Seconds between two checks.
-    type: float
-    default: 10
   hostname_template:
     description: The template the lease was made with (plunder finds the lease members by it).
     type: str
@@ -132,24 +125,27 @@ elapsed:
 """
 
 from ansible_collections.baremetal.fleet.plugins.module_utils import provisioning
-from ansible_collections.baremetal.fleet.plugins.module_utils.module_runner import fleet_module, run
+from ansible_collections.baremetal.fleet.plugins.module_utils.module_runner import (
+    fleet_module,
+    run,
+    wait_argument_spec,
+)
 
 
 def main():
-    module = fleet_module(
+    spec = wait_argument_spec()
+    spec.update(
         dict(
             name=dict(type="str"),
             machines=dict(type="list", elements="str"),
             image=dict(type="str"),
             reinstall=dict(type="bool", default=False),
             wait=dict(type="bool", default=True),
-            wait_timeout=dict(type="int", default=1800),
-            poll_interval=dict(type="float", default=10),
             hostname_template=dict(type="str", default="{name}-{index}"),
             project=dict(type="str"),
-        ),
-        required_one_of=[("name", "machines")],
+        )
     )
+    module = fleet_module(spec, required_one_of=[("name", "machines")])
     result = run(module, lambda provider: provisioning.provision(provider, module.params,
                                                                  check_mode=module.check_mode))
     if result.get("failed_machines"):

@@ -25,6 +25,7 @@ author:
   - baremetal.fleet maintainers (@baremetal-fleet)
 extends_documentation_fragment:
   - baremetal.fleet.connection
+  - baremetal.fleet.wait
   - ansible.builtin.action_common_attributes
   - ansible.builtin.action_common_attributes.actiongroups
 attributes:
@@ -53,14 +54,6 @@ options:
     description: Wait until each machine is seen back in the reboot loop.
     type: bool
     default: false
-  wait_timeout:
-    description: Seconds to wait at most.
-    type: int
-    default: 1800
-  poll_interval:
-    description: Seconds between two checks.
-    type: float
-    default: 10
   hostname_template:
     description: The template the lease was made with (plunder finds the lease members by it).
     type: str
@@ -116,23 +109,26 @@ failed_machines:
 """
 
 from ansible_collections.baremetal.fleet.plugins.module_utils import provisioning
-from ansible_collections.baremetal.fleet.plugins.module_utils.module_runner import fleet_module, run
+from ansible_collections.baremetal.fleet.plugins.module_utils.module_runner import (
+    fleet_module,
+    run,
+    wait_argument_spec,
+)
 
 
 def main():
-    module = fleet_module(
+    spec = wait_argument_spec()
+    spec.update(
         dict(
             name=dict(type="str"),
             machines=dict(type="list", elements="str"),
             force=dict(type="bool", default=False),
             wait=dict(type="bool", default=False),
-            wait_timeout=dict(type="int", default=1800),
-            poll_interval=dict(type="float", default=10),
             hostname_template=dict(type="str", default="{name}-{index}"),
             project=dict(type="str"),
-        ),
-        required_one_of=[("name", "machines")],
+        )
     )
+    module = fleet_module(spec, required_one_of=[("name", "machines")])
     result = run(module, lambda provider: provisioning.wipe(provider, module.params, check_mode=module.check_mode))
     if result.get("failed_machines"):
         errors = "; ".join("%s: %s" % (m.get("name") or m.get("mac"), m["error"])
