@@ -29,9 +29,9 @@ PRESETS = {
     "fast": {"loop_period": 2.0, "install_seconds": 1.5, "wipe_seconds": 1.0, "pxe_delay": 0.2,
              "ssh_timeout": 0.2},
     "demo": {"loop_period": 6.0, "install_seconds": 20.0, "wipe_seconds": 8.0, "pxe_delay": 3.0,
-             "ssh_timeout": 2.0},
+             "ssh_timeout": 0.8},
     "realistic": {"loop_period": 6.0, "install_seconds": 420.0, "wipe_seconds": 90.0, "pxe_delay": 6.0,
-                  "ssh_timeout": 2.0},
+                  "ssh_timeout": 0.8},
 }
 
 _SUDO_RE = re.compile(r"^sudo\s+(-n\s+)?(-u\s+\S+\s+)?")
