@@ -172,6 +172,8 @@ class LibvirtDriver(Driver):
             self.vm.close()
         from ..vm import lab as vmlab
         vmlab.teardown(self.state_dir, log=log.info)
+        if self.vm is not None:
+            self.vm.release()
         self._status("stopped")
 
     # -- boot service callbacks ---------------------------------------------------------------

@@ -133,6 +133,33 @@ done
 exit 1
 """
 
+# Users a lease asks for (plunder's ``username``): same keys as root, passwordless sudo.
+USERS = r"""#!/bin/sh
+# fleetlab: create the users listed in /etc/fleetlab/users (written by the installer).
+while read -r u; do
+  [ -n "$u" ] || continue
+  id "$u" >/dev/null 2>&1 || useradd -m -s /bin/bash "$u"
+  install -d -m 700 -o "$u" -g "$u" "/home/$u/.ssh"
+  install -m 600 -o "$u" -g "$u" /root/.ssh/authorized_keys "/home/$u/.ssh/authorized_keys"
+  echo "$u ALL=(ALL) NOPASSWD:ALL" > "/etc/sudoers.d/fleetlab-$u"
+  chmod 440 "/etc/sudoers.d/fleetlab-$u"
+done < /etc/fleetlab/users
+"""
+
+USERS_UNIT = """\
+[Unit]
+Description=fleetlab: users the lease asked for
+ConditionPathExists=/etc/fleetlab/users
+Before=ssh.service
+
+[Service]
+Type=oneshot
+ExecStart=/usr/local/sbin/fleetlab-users
+
+[Install]
+WantedBy=multi-user.target
+"""
+
 PHONE_HOME_UNIT = """\
 [Unit]
 Description=fleetlab: report the installed OS up to the lab's boot service
@@ -253,6 +280,10 @@ def customize(root, kver):
     _write(os.path.join(sd, "fleetlab-phone-home.service"), PHONE_HOME_UNIT)
     _symlink("/etc/systemd/system/fleetlab-phone-home.service",
              os.path.join(sd, "multi-user.target.wants/fleetlab-phone-home.service"))
+    _write(os.path.join(root, "usr/local/sbin/fleetlab-users"), USERS, 0o755)
+    _write(os.path.join(sd, "fleetlab-users.service"), USERS_UNIT)
+    _symlink("/etc/systemd/system/fleetlab-users.service",
+             os.path.join(sd, "multi-user.target.wants/fleetlab-users.service"))
     os.makedirs(os.path.join(root, "root/.ssh"), mode=0o700, exist_ok=True)
     # journald: keep the journal in memory (no flush to disk at boot)
     _write(os.path.join(root, "etc/systemd/journald.conf.d/fleetlab.conf"),

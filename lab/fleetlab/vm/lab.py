@@ -10,11 +10,13 @@
 Objects are named ``fl<id>`` (network, bridge, namespace) and ``fl<id>-<n>`` (domains), ``<id>``
 being derived from the state directory, so two labs with different state dirs do not collide.
 """
+import fcntl
 import hashlib
 import ipaddress
 import io
 import json
 import os
+import re
 import subprocess
 import tarfile
 import threading
@@ -24,6 +26,7 @@ import uuid
 from . import bootsvc, host, images, netns, xmldefs
 
 BOOT_PORT = 80
+MACHINE_LOCK = "/run/fleetlab-libvirt.lock"
 DISK_GIB = 4
 
 
@@ -91,6 +94,7 @@ class VMLab:
     # -- set-up ------------------------------------------------------------------------------
     def setup(self):
         os.makedirs(self.dir, exist_ok=True)
+        self._hold_machine_lock()
         self.record = host.Record(self.state_dir)
         self.record.set("id", self.id)
         self.record.set("cache_dir", self.cache_dir)
@@ -100,7 +104,8 @@ class VMLab:
         self.domain_type = self._choose_accel()
         self.log("vm: domains run with %s" % ("KVM" if self.domain_type == "kvm" else "TCG (no usable KVM)"))
         host.ensure_netns(self.record, self.ns)
-        started = host.start_daemons(self.record, self.ns, os.path.join(self.dir, "run"))
+        started = host.start_daemons(self.record, self.ns, os.path.join(self.dir, "run"),
+                                     hide_kvm=self.domain_type != "kvm")
         self.log("vm: libvirtd %s" % ("started in namespace " + self.ns if started else "already running"))
         self.conn = _libvirt().open(host.URI)
         # the network (and so the boot service) lives where libvirtd runs
@@ -114,6 +119,19 @@ class VMLab:
         self.boot.start()
         self.boot_ns = boot_ns
         self.log("vm: boot service on %s (namespace %s)" % (self.boot.base, boot_ns or "host"))
+
+    def _hold_machine_lock(self):
+        """One libvirt lab per host at a time (they would share libvirtd and two cores): wait for
+        the lock, hold it while the lab lives; the kernel drops it when this process dies."""
+        self._lock_fd = os.open(MACHINE_LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            other = os.pread(self._lock_fd, 4096, 0).decode(errors="replace").strip()
+            self.log("vm: waiting for the libvirt lab %s to stop" % (other or "of another process"))
+            fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
+        os.ftruncate(self._lock_fd, 0)
+        os.pwrite(self._lock_fd, ("%s (pid %d)\n" % (self.state_dir, os.getpid())).encode(), 0)
 
     def _choose_accel(self):
         if self.accel in ("kvm", "qemu"):
@@ -159,6 +177,7 @@ class VMLab:
             m = Machine(index, mac, name, ip, disk, console)
             self.machines[mac] = m
             self.by_ip[ip] = m
+        t0 = time.time()
         self._set_dhcp_host(mac, ip)
         if os.path.exists(disk):
             os.remove(disk)
@@ -178,17 +197,17 @@ class VMLab:
         self._write_access()
         if start:
             self.power(mac, "on")
+        self.log("vm: %s (%s, %s) defined%s in %.1f s" % (name, mac, ip, " and started" if start else "",
+                                                          time.time() - t0))
         return m
 
-    def _set_dhcp_host(self, mac, ip):
+    def _set_dhcp_host(self, mac, ip, old_ip=None):
         libvirt = _libvirt()
         entry = xmldefs.dhcp_host_xml(mac, ip)
         flags = libvirt.VIR_NETWORK_UPDATE_AFFECT_LIVE | libvirt.VIR_NETWORK_UPDATE_AFFECT_CONFIG
-        try:
-            self._net.update(libvirt.VIR_NETWORK_UPDATE_COMMAND_DELETE,
-                             libvirt.VIR_NETWORK_SECTION_IP_DHCP_HOST, -1, entry, flags)
-        except libvirt.libvirtError:
-            pass
+        if old_ip:
+            self._net.update(libvirt.VIR_NETWORK_UPDATE_COMMAND_DELETE, libvirt.VIR_NETWORK_SECTION_IP_DHCP_HOST,
+                             -1, xmldefs.dhcp_host_xml(mac, old_ip), flags)
         self._net.update(libvirt.VIR_NETWORK_UPDATE_COMMAND_ADD_LAST,
                          libvirt.VIR_NETWORK_SECTION_IP_DHCP_HOST, -1, entry, flags)
 
@@ -255,7 +274,7 @@ class VMLab:
         subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", m.disk, "%dG" % DISK_GIB], check=True)
         dom.create()
 
-    def prepare_install(self, mac, hostname, keys, address=None):
+    def prepare_install(self, mac, hostname, keys, address=None, users=()):
         """The files the installer writes onto this machine's OS: hostname, machine-id, the lease's
         SSH keys (and the lab's), a fresh SSH host key, the boot service's address."""
         m = self.machines[mac.lower()]
@@ -266,7 +285,7 @@ class VMLab:
                 ip = None
             if ip is not None and ip in self.network and str(ip) not in (self.gateway,) \
                     and str(ip) not in self.by_ip:
-                self._set_dhcp_host(m.mac, str(ip))
+                self._set_dhcp_host(m.mac, str(ip), old_ip=m.ip)
                 with self._lock:
                     self.by_ip.pop(m.ip, None)
                     m.ip = str(ip)
@@ -297,6 +316,9 @@ class VMLab:
             ("etc/ssh/ssh_host_ed25519_key.pub", pub, 0o644),
             ("etc/fleetlab/boot-service", "%s %d\n" % (self.gateway, BOOT_PORT), 0o644),
         ]
+        users = [u for u in users if u and re.match(r"^[a-z_][a-z0-9_-]{0,30}$", u) and u != "root"]
+        if users:
+            files.append(("etc/fleetlab/users", "".join(u + "\n" for u in users), 0o644))
         buf = io.BytesIO()
         with tarfile.open(fileobj=buf, mode="w", format=tarfile.USTAR_FORMAT) as tar:
             for d in ("root/.ssh",):
@@ -367,19 +389,43 @@ class VMLab:
         argv = ["ssh", "-F", "/dev/null", "-i", self.key, "-p", str(m.forwarder.port),
                 "-o", "BatchMode=yes", "-o", "ConnectTimeout=%d" % connect_timeout,
                 "-o", "StrictHostKeyChecking=yes", "-o", "UserKnownHostsFile=" + self.known_hosts,
-                "-o", "HostKeyAlias=" + m.name, "-o", "LogLevel=ERROR", "root@127.0.0.1"]
+                "-o", "HostKeyAlias=" + m.name, "-o", "LogLevel=ERROR",
+                "-o", "ServerAliveInterval=2", "-o", "ServerAliveCountMax=3",
+                # one SSH connection per machine, reused: a handshake costs seconds under TCG
+                "-o", "ControlPath=" + os.path.join(self.dir, "ssh-%C"), "root@127.0.0.1"]
         if command is not None:
             argv.append(command)
         return argv
 
+    def _ensure_master(self, mac):
+        argv = self.ssh_argv(mac)
+        check = subprocess.run(argv[:1] + ["-O", "check"] + argv[1:], stdin=subprocess.DEVNULL,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        if check.returncode == 0:
+            return
+        try:
+            subprocess.run(argv[:1] + ["-M", "-N", "-f", "-o", "ControlPersist=300"] + argv[1:],
+                           stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                           timeout=30)
+        except subprocess.TimeoutExpired:
+            pass
+
     def ssh(self, mac, command, timeout=60, stdin=None):
         """(exit code or None on timeout, stdout, stderr)."""
+        self._ensure_master(mac)
         try:
             p = subprocess.run(self.ssh_argv(mac, command), input=(stdin or "").encode(),
                                capture_output=True, timeout=timeout)
         except subprocess.TimeoutExpired as exc:
             return None, (exc.stdout or b"").decode(errors="replace"), "Command Timed out"
         return p.returncode, p.stdout.decode(errors="replace"), p.stderr.decode(errors="replace")
+
+    def release(self):
+        """Let the next libvirt lab on this host start (after :func:`teardown`)."""
+        fd = getattr(self, "_lock_fd", None)
+        if fd is not None:
+            os.close(fd)
+            self._lock_fd = None
 
     def close(self):
         if self.boot:

@@ -1,0 +1,222 @@
+"""The libvirt driver end to end: real VMs network-boot into plunder's reboot loop, are leased
+through each API face, install the lab's OS image, answer SSH with the lease's key, are wiped
+and come back into the loop. Skipped (with the reason printed) only where VMs cannot run at all.
+
+Timings per machine are printed (run pytest with -s to see them) and kept in
+``<state>/vm/timings.json``.
+"""
+import base64
+import json
+import os
+import subprocess
+import time
+
+import pytest
+
+from labclients import PRIVATE_NET, Metal, Plunder, allocate_body
+
+pytestmark = [pytest.mark.lab, pytest.mark.vm]
+
+
+def _reason():
+    from fleetlab.vm import host
+
+    return host.cannot_run_vms()
+
+
+@pytest.fixture
+def vm_host():
+    """VM tests run one at a time on a host (also across pytest workers and runs): they share
+    libvirtd and the CPU."""
+    import fcntl
+
+    with open("/run/fleetlab-vm-tests.lock", "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        yield
+
+
+@pytest.fixture(scope="module")
+def os_image():
+    reason = _reason()
+    if reason:
+        print("SKIP libvirt lab: %s" % reason)
+        pytest.skip(reason)
+    from fleetlab.vm import images
+
+    started = time.time()
+    path = images.build_os()
+    print("\nOS image %s ready in %.0f s" % (os.path.basename(path), time.time() - started))
+    return path
+
+
+def _wait(predicate, timeout, step=1.0, what="condition"):
+    deadline = time.time() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.time() > deadline:
+            raise AssertionError("%s not reached within %ss" % (what, timeout))
+        time.sleep(step)
+
+
+def _vm_leftovers(state_dir):
+    """Domains, namespaces and daemons of this lab still present (by the names the lab gives them)."""
+    from fleetlab.vm.lab import lab_id
+
+    name = "fl" + lab_id(state_dir)
+    left = []
+    if os.path.exists("/run/netns/" + name):
+        left.append("netns " + name)
+    out = subprocess.run(["pgrep", "-f", "qemu-system-x86_64.*guest=%s-" % name], capture_output=True, text=True)
+    left += ["qemu %s" % p for p in out.stdout.split()]
+    if os.path.exists(os.path.join(state_dir, "vmlab.json")):
+        left.append("vmlab.json")
+    return left
+
+
+def _ssh(state_dir, mac, key, command):
+    with open(os.path.join(state_dir, "vm", "ssh.json")) as f:
+        access = json.load(f)
+    entry = access["machines"][mac]
+    argv = ["ssh", "-F", "/dev/null", "-i", key, "-p", str(entry["ssh_port"]), "-o", "BatchMode=yes",
+            "-o", "ConnectTimeout=20", "-o", "StrictHostKeyChecking=yes",
+            "-o", "UserKnownHostsFile=" + access["known_hosts"], "-o", "HostKeyAlias=" + entry["name"],
+            "root@127.0.0.1", command]
+    return subprocess.run(argv, capture_output=True, text=True, timeout=120)
+
+
+def test_two_vms_loop_lease_install_ssh_wipe(os_image, vm_host, tmp_path):
+    from fleetlab.testing import LabServer
+
+    state = str(tmp_path / "lab")
+    key = str(tmp_path / "id_test")
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", key], check=True)
+    with open(key + ".pub") as f:
+        pub = f.read().strip()
+    lab = LabServer(state_dir=state, machines=2, driver="libvirt", start_timeout=120,
+                    driver_opt=["loop_wait=1"])
+    lab.start()
+    t0 = time.time()
+    try:
+        plunder = Plunder(lab.plunder_config)
+        metal = Metal(lab.metal_url, lab.hmac_keys["edit"])
+        machines = metal.ok("GET", "/v1/machine")
+        assert len(machines) == 2
+        by_mac = {m["hardware"]["nics"][0]["mac"]: m for m in machines}
+        macs = sorted(by_mac)
+
+        # 1. both VMs network-boot into the loop and are seen on both faces
+        _wait(lambda: set(i["mac"] for i in plunder.unleased()) >= set(macs), 180, what="both VMs in the loop")
+        t_loop = time.time() - t0
+        for m in metal.ok("GET", "/v1/machine"):
+            assert m["allocation"] is None
+            assert m["events"]["log"][0]["event"] == "Waiting"
+        hits = [json.loads(line) for line in open(os.path.join(state, "vm", "hits.jsonl"))]
+        assert {h["mac"] for h in hits if h["path"] == "/ipxe" and h["answer"] == "loop"} >= set(macs)
+
+        # 2. lease one through each face (at the same time: two installs in parallel)
+        mac_p, mac_m = macs
+        t_lease = time.time()
+        assert plunder.call("POST", "/deployment", {
+            "mac": mac_p, "bootConfigName": "preseed",
+            "config": {"address": "10.77.1.10", "hostname": "vm-plunder",
+                       "sshkey": base64.b64encode(pub.encode()).decode()}}) == {}
+        alloc = metal.ok("POST", "/v1/machine/allocate", allocate_body(
+            "vm-metal", uuid=by_mac[mac_m]["id"], ssh_pub_keys=[pub],
+            networks=[{"networkid": PRIVATE_NET, "autoacquire": True}]))
+        assert alloc["id"] == by_mac[mac_m]["id"]
+        assert not set(macs) & set(i["mac"] for i in plunder.unleased())
+
+        # 3. both install for real: Installing -> Booting New Kernel -> Phoned Home (SSH answered)
+        def phoned_home():
+            ms = metal.ok("GET", "/v1/machine")
+            return all(m["events"]["log"][0]["event"] == "Phoned Home" for m in ms)
+
+        _wait(phoned_home, 420, step=2, what="both machines Phoned Home")
+        t_ready = time.time() - t_lease
+        for m in metal.ok("GET", "/v1/machine"):
+            events = [e["event"] for e in reversed(m["events"]["log"])]
+            assert events.index("Installing") < events.index("Booting New Kernel") < events.index("Phoned Home")
+
+        # 4. SSH with the lease's key runs real commands on each VM
+        for mac, hostname in ((mac_p, "vm-plunder"), (mac_m, "vm-metal")):
+            out = _ssh(state, mac, key, "cat /etc/hostname; ip -4 -o addr show eth0; systemctl is-active ssh;"
+                                        " containerd --version; runc --version | head -1; python3 -V")
+            assert out.returncode == 0, out.stderr
+            assert out.stdout.splitlines()[0] == hostname
+            assert "containerd" in out.stdout and "runc version" in out.stdout and "Python 3" in out.stdout
+        assert "10.77.1.10/" in _ssh(state, mac_p, key, "ip -4 -o addr show eth0").stdout
+        # plunder's own provisioning probe (parlay uptime over SSH) succeeds
+        parlay = {"deployments": [{"name": "probe", "hosts": ["10.77.1.10"], "parallel": False,
+                                   "parallelSessions": 0, "actions": [
+                                       {"name": "uptime", "type": "command", "timeout": 0, "command": "uptime"}]}]}
+        assert plunder.call("POST", "/parlay", parlay) == {}
+        log = _wait(lambda: (lambda p: p if p and p["state"] != "Running" else None)(
+            plunder.call("GET", "/parlay/logs/10-77-1-10").get("payload")), 60, step=0.5, what="parlay log")
+        assert log["state"] == "Completed" and " up " in log["entries"][-1]["entry"]
+
+        # 5. wipe through each face; both VMs fall back into the loop, unleased
+        t_wipe = time.time()
+        metal.ok("DELETE", "/v1/machine/%s/free" % by_mac[mac_m]["id"])
+        wipe = {"deployments": [{"name": "Cluster-API de-provisioning", "hosts": ["10.77.1.10"], "parallel": False,
+                                 "parallelSessions": 0, "actions": [
+            {"name": "sysrq", "type": "command", "timeout": 0, "command": "tee /proc/sys/kernel/sysrq",
+             "commandSudo": "root", "commandPipeCmd": "echo \"1\""},
+            {"name": "wipe", "type": "command", "timeout": 0,
+             "command": "dd if=/dev/zero of=/dev/sda bs=1024k count=100", "commandSudo": "root"},
+            {"name": "reset", "type": "command", "timeout": 2, "command": "tee /proc/sysrq-trigger",
+             "commandSudo": "root", "commandPipeCmd": "echo \"b\""}]}]}
+        assert plunder.call("POST", "/parlay", wipe) == {}
+        _wait(lambda: (lambda p: p if p and p["state"] != "Running" and len(p["entries"]) >= 3 else None)(
+            plunder.call("GET", "/parlay/logs/10-77-1-10").get("payload")), 120, step=0.5, what="wipe parlay")
+        assert plunder.call("DELETE", "/deployment/address/10-77-1-10") == {}
+        _wait(lambda: set(i["mac"] for i in plunder.unleased()) >= set(macs), 180, step=1,
+              what="both wiped VMs back in the loop")
+        t_back = time.time() - t_wipe
+        for m in metal.ok("GET", "/v1/machine"):
+            assert m["allocation"] is None and m["events"]["log"][0]["event"] == "Waiting"
+        # the disks really are blank: the VMs get the loop script again, not the disk
+        since = [json.loads(line) for line in open(os.path.join(state, "vm", "hits.jsonl"))]
+        assert {h["mac"] for h in since if h["t"] > t_wipe and h["answer"] == "loop"} >= set(macs)
+
+        with open(os.path.join(state, "vm", "timings.json")) as f:
+            timings = json.load(f)
+        print("\nlibvirt lab timings (2 VMs, %s):" % json.load(open(os.path.join(state, "vm", "status.json")))["accel"])
+        print("  lab start -> both VMs unleased on the faces: %5.1f s" % t_loop)
+        for mac in macs:
+            t = timings.get(mac, {})
+            print("  %s first loop %5.1f s  lease->OS written %5.1f s  lease->SSH ready %5.1f s"
+                  % (mac, t.get("first_loop", -1), t.get("lease_to_written", -1), t.get("lease_to_ssh", -1)))
+        print("  both leased -> both Phoned Home: %5.1f s; wipe -> both back in the loop: %5.1f s"
+              % (t_ready, t_back))
+    finally:
+        lab.stop(timeout=60)
+    assert _vm_leftovers(state) == []
+
+
+def test_crashed_lab_is_cleaned_up(os_image, vm_host, tmp_path):
+    """kill -9 of the lab leaves VMs, libvirtd and the namespace: the tear-down command removes them
+    from the record in the state dir."""
+    from fleetlab.testing import LabServer
+
+    state = str(tmp_path / "lab")
+    lab = LabServer(state_dir=state, machines=1, driver="libvirt", start_timeout=120)
+    lab.start()
+    try:
+        plunder = Plunder(lab.plunder_config)
+        _wait(lambda: plunder.unleased(), 120, what="the VM in the loop")
+        record = json.load(open(os.path.join(state, "vmlab.json")))
+        assert record["domains"] and record["netns"]
+    finally:
+        lab.kill()
+    assert _vm_leftovers(state) != []
+    out = subprocess.run([os.sys.executable, "-m", "fleetlab.drivers.libvirt", "down", "--state", state],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert _vm_leftovers(state) == []
+    pid = record.get("libvirtd_pid")
+    if pid:
+        stat = open("/proc/%d/stat" % pid).read().split(")")[-1].split()[0] if os.path.exists(
+            "/proc/%d" % pid) else "gone"
+        assert stat in ("gone", "Z")
