@@ -58,6 +58,8 @@ options:
         V(lease_name) (the machine's own lease member name), V(mac) and V(id).
       - metal-api filters V(size), V(partition), V(rack), V(id), V(mac), V(lease) and V(lease_name) on the
         server when a single value is given; plunder's API has no filters, so they are applied here.
+      - plunder's API reports only MAC addresses and times for machines in the loop, so on plunder
+        V(size), V(partition), V(rack) and V(labels) are empty and filters on them list nothing.
     type: dict
     default: {}
   hostnames:
@@ -100,12 +102,19 @@ provider: metal
 api_url: http://127.0.0.1:8080/metal
 # api_hmac comes from METALCTL_HMAC
 
-# lab.pool.yml: a plunder server, only machines of two racks, cached for ten minutes
+# racks.pool.yml: the small machines of two racks (metal-api filters these on the server)
+plugin: baremetal.fleet.pool
+provider: metal
+filters:
+  size: v1-small-x86
+  rack: [rack-01, rack-02]
+
+# lab.pool.yml: a plunder server, only Dell machines, cached for ten minutes
 plugin: baremetal.fleet.pool
 provider: plunder
 plunder_config: ~/.plunder/plunderclient.yaml
 filters:
-  rack: [rack-1, rack-2]
+  vendor: dell
 cache: true
 cache_plugin: ansible.builtin.jsonfile
 cache_connection: ~/.cache/fleet-inventory
