@@ -69,6 +69,9 @@ REQUEST_FIELDS = {
     "ProjectCreateRequest": {"name": _STR, "description": _STR, "tenant_id": _STR, "meta": _OBJ,
                              "quotas": _OBJ},
     "EmptyBody": {},
+    "NetworkAllocateRequest": {"projectid": _STR, "partitionid": _STR, "name": _STR, "description": _STR,
+                               "labels": _OBJ, "shared": _BOOL, "nat": _BOOL, "destinationprefixes": _LIST,
+                               "length": _OBJ, "addressfamily": _STR},
     "FindByIdRequest": {"id": _STR, "name": _STR, "description": _STR, "tenant_id": _STR, "partitionid": _STR,
                         "projectid": _STR, "os": _STR, "version": _STR, "features": _LIST,
                         "classification": _STR, "privatesuper": _BOOL, "nat": _BOOL, "underlay": _BOOL,
@@ -184,6 +187,8 @@ class MetalFace:
             ("POST", "/project/find", "project_find", "view"), ("PUT", "/project", "project_create", "admin"),
             ("GET", "/network", "network_list", "view"), ("GET", "/network/<id>", "network_get", "view"),
             ("POST", "/network/find", "network_find", "view"),
+            ("POST", "/network/allocate", "network_allocate", "edit"),
+            ("DELETE", "/network/free/<id>", "network_free", "edit"),
             ("GET", "/filesystemlayout", "fsl_list", "view"),
         ]
         self.roles = {}
@@ -974,6 +979,67 @@ class MetalFace:
             if ok:
                 out.append(self._network_resp(n))
         return 200, out
+
+    def h_network_allocate(self, request):
+        """A private child network of the partition's private super network for a project (/22 by
+        default, carved from the lab network)."""
+        body = self._body(request, "NetworkAllocateRequest")
+        project = body.get("projectid") or ""
+        partition = body.get("partitionid") or ""
+        if not project:
+            raise ApiError(400, "projectid should not be empty")
+        if not partition:
+            raise ApiError(400, "partitionid should not be empty")
+        cat = self.catalog()
+        if project not in cat["projects"]:
+            raise ApiError(404, "NotFound project with id %s not found" % project)
+        if partition not in cat["partitions"]:
+            raise ApiError(404, 'NotFound no partition with id "%s" found' % partition)
+        length = (body.get("length") or {}).get("IPv4", 22)
+        if not isinstance(length, int) or isinstance(length, bool):
+            raise ApiError(400, "json: cannot unmarshal into Go struct field NetworkAllocateRequest.length")
+        with self.pool.tx() as conn:
+            cat = self.catalog()
+            supers = [n for n in cat["networks"].values() if n.get("privatesuper")]
+            if not supers:
+                raise ApiError(400, "no supernetwork found")
+            sup = supers[0]
+            parent = ipaddress.ip_network(sup["prefixes"][0])
+            if length <= parent.prefixlen or length > 30:
+                raise ApiError(422, "given length %d is not valid for super network %s" % (length, parent))
+            taken = [ipaddress.ip_network(p) for n in cat["networks"].values()
+                     if n.get("parentnetworkid") == sup["id"] and n["id"] != C.PRIVATE_NETWORK
+                     for p in n["prefixes"]]
+            # skip the first child: the built-in user-private-network hands out its low addresses
+            candidates = list(parent.subnets(new_prefix=length))[1:]
+            free = next((c for c in candidates if not any(c.overlaps(t) for t in taken)), None)
+            if free is None:
+                raise ApiError(422, "no free prefix of length %d in %s" % (length, parent))
+            nid = str(uuid.uuid4())
+            vrf = 30 + len([n for n in cat["networks"].values() if n.get("parentnetworkid")])
+            entry = {"id": nid, "name": body.get("name") or "", "description": body.get("description") or "",
+                     "partitionid": partition, "projectid": project, "parentnetworkid": sup["id"],
+                     "prefixes": [str(free)], "destinationprefixes": body.get("destinationprefixes") or [],
+                     "nat": bool(body.get("nat")), "privatesuper": False, "underlay": False,
+                     "shared": bool(body.get("shared")), "vrf": vrf, "labels": body.get("labels") or {}}
+            cat["networks"][nid] = entry
+            self.pool.kv_set("metal.catalog", cat, conn)
+        return 201, self._network_resp(entry)
+
+    def h_network_free(self, request, id):
+        with self.pool.tx() as conn:
+            cat = self.catalog()
+            n = cat["networks"].get(id)
+            if n is None:
+                raise ApiError(404, 'NotFound no network with id "%s" found' % id)
+            if not n.get("parentnetworkid") or id == C.PRIVATE_NETWORK:
+                raise ApiError(422, "only allocated child networks can be freed")
+            if conn.execute("SELECT 1 FROM ips WHERE network=? LIMIT 1", (id,)).fetchone():
+                raise ApiError(422, "cannot release child prefix %s because IPs in the prefix are still in use"
+                               % n["prefixes"][0])
+            del cat["networks"][id]
+            self.pool.kv_set("metal.catalog", cat, conn)
+        return 200, self._network_resp(n)
 
     def h_fsl_list(self, request):
         return 200, []

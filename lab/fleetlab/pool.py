@@ -447,7 +447,8 @@ class Pool:
         """Take the first free address of ``cidr`` (after ``skip`` host addresses) for
         ``machine_id`` on ``network_id``. Unique across the pool (primary key)."""
         net = ipaddress.ip_network(cidr, strict=False)
-        used = {r[0] for r in conn.execute("SELECT address FROM ips WHERE network=?", (network_id,))}
+        # addresses are unique lab-wide (networks of the lab may overlap)
+        used = {r[0] for r in conn.execute("SELECT address FROM ips")}
         for i, host in enumerate(net.hosts()):
             if i < skip:
                 continue

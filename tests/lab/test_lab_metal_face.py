@@ -258,3 +258,25 @@ def test_simulated_install_crash(tmp_path):
         assert got["events"]["last_error_event"]["event"] == "Crashed"
     finally:
         lab.stop()
+
+
+def test_private_network_allocation_like_mini_lab(fresh_lab, metal):
+    net = metal.ok("POST", "/v1/network/allocate", {"projectid": PROJECT, "partitionid": "mini-lab",
+                                                    "name": "my-private"}, status=201)
+    validate(net, "v1.NetworkResponse")
+    assert net["parentnetworkid"] == "tenant-super-network-mini-lab" and net["prefixes"][0].endswith("/22")
+    assert metal.raw("POST", "/v1/network/allocate", {"partitionid": "mini-lab"})[1]["message"] == (
+        "projectid should not be empty")
+    m = metal.ok("POST", "/v1/machine/allocate", allocate_body("on-own-net", networks=[
+        {"networkid": net["id"], "autoacquire": True}, {"networkid": "internet-mini-lab", "autoacquire": True}]))
+    nets = {n["networkid"]: n for n in m["allocation"]["networks"]}
+    import ipaddress
+    assert ipaddress.ip_address(nets[net["id"]]["ips"][0]) in ipaddress.ip_network(net["prefixes"][0])
+    assert nets["internet-mini-lab"]["ips"][0].startswith("203.0.113.")
+    assert nets["internet-mini-lab"]["networktype"] == "external" and nets[net["id"]]["private"] is True
+    found = metal.ok("POST", "/v1/machine/find", {"network_ids": [net["id"]]})
+    assert [f["id"] for f in found] == [m["id"]]
+    assert metal.raw("DELETE", "/v1/network/free/" + net["id"])[0] == 422  # still in use
+    metal.ok("DELETE", "/v1/machine/%s/free" % m["id"])
+    assert metal.ok("DELETE", "/v1/network/free/" + net["id"])["id"] == net["id"]
+    assert metal.raw("GET", "/v1/network/" + net["id"])[0] == 404
