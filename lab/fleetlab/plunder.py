@@ -256,8 +256,9 @@ class PlunderFace:
         config = {k: host[k] for k in HOST_CONFIG_KEYS
                   if k in host and (host[k] not in (None, "") or k in ("lvmEnabled", "swapDisabled"))}
         name = pl.get("bootConfigName", "")
-        boot = dict(boots.get(name) or {"configName": "", "configType": "", "kernelPath": "", "initrdPath": "",
-                                        "cmdline": ""})
+        # deleting a boot config later leaves deployments built from it with their copy
+        boot = dict(boots.get(name) or pl.get("bootConfig") or {
+            "configName": "", "configType": "", "kernelPath": "", "initrdPath": "", "cmdline": ""})
         out = {"mac": m["mac"]}
         if name:
             out["bootConfigName"] = name
@@ -307,7 +308,7 @@ class PlunderFace:
                  "address": address or None, "image": name, "owner": "plunder",
                  # base64 of the authorized key line: the host's own, else globalConfig's (for real drivers)
                  "sshkey": clean.get("sshkey") or (self.pool.kv_get("plunder.global") or {}).get("sshkey", ""),
-                 "plunder": {"bootConfigName": name, "config": clean}}
+                 "plunder": {"bootConfigName": name, "config": clean, "bootConfig": dict(boots[name])}}
         return m, lease
 
     def h_deployment_post(self, request):
