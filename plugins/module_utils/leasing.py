@@ -122,6 +122,39 @@ def address_pool(cidr, used):
             yield str(addr)
 
 
+HARDWARE_KEYS = ("rack", "size", "partition", "vendor", "labels")
+
+
+def apply_hardware(machines, hardware):
+    """Fill in what the backend does not know (plunder: rack, size, labels, ...) from a map
+    ``{MAC or id: {rack, size, partition, vendor, labels}}`` the caller keeps (a CMDB export)."""
+    table = {}
+    for key, facts in (hardware or {}).items():
+        if not isinstance(facts, dict):
+            raise PoolError("hardware entry %s must be a mapping of rack, size, partition, vendor, labels" % key)
+        unknown = set(facts) - set(HARDWARE_KEYS)
+        if unknown:
+            raise PoolError("hardware entry %s has unknown keys %s (allowed: %s)"
+                            % (key, ", ".join(sorted(unknown)), ", ".join(HARDWARE_KEYS)))
+        try:
+            key = normalize_mac(key)
+        except PoolError:
+            pass
+        table[key] = facts
+    for machine in machines:
+        facts = table.get(machine.mac) or table.get(machine.id)
+        if not facts:
+            continue
+        for attr in ("rack", "size", "partition", "vendor"):
+            if facts.get(attr):
+                setattr(machine, attr, str(facts[attr]))
+        if facts.get("labels"):
+            labels = dict(machine.labels)
+            labels.update(dict((str(k), str(v)) for k, v in facts["labels"].items()))
+            machine.labels = labels
+    return machines
+
+
 def describe_selectors(sel):
     parts = []
     for key in SELECTOR_KEYS:
@@ -260,6 +293,7 @@ def ensure_present(provider, params, check_mode=False, workers=8):
     members = wanted_members(params)
     existing = provider.lease_members(lease, names=[m.name for m in members], template=template,
                                       project=params.get("project"))
+    apply_hardware(existing, params.get("hardware"))
     by_name = dict((m.lease_name, m) for m in existing)
     for member in members:
         have = by_name.get(member.name)
@@ -290,7 +324,11 @@ def ensure_present(provider, params, check_mode=False, workers=8):
     image = provider.check_image(params.get("image"))
     # selectors every missing member shares are pushed to the server where it can filter
     common = missing[0].selectors if all(m.selectors == missing[0].selectors for m in missing) else None
-    candidates = provider.list_machines(status="unleased", filters=common or None)
+    hardware = params.get("hardware")
+    if hardware:
+        candidates = apply_hardware(provider.list_machines(status="unleased"), hardware)
+    else:
+        candidates = provider.list_machines(status="unleased", filters=common or None)
     if hasattr(provider, "is_fresh"):
         candidates = [m for m in candidates if provider.is_fresh(m)]
     spread_by = params.get("spread_by")

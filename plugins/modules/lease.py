@@ -115,6 +115,13 @@ options:
       - The task fails before leasing anything when the unleased pool cannot satisfy it.
     type: str
     choices: [rack, vendor, size, partition]
+  hardware:
+    description:
+      - What the backend does not know about its machines, keyed by MAC (or id), each with any of
+        C(rack), C(size), C(partition), C(vendor), C(labels); for example an export of a CMDB.
+      - plunder only knows MAC and last-seen time, so selectors and O(spread_by) on plunder need this.
+      - Values given here override the backend's.
+    type: dict
   addresses:
     description:
       - Addresses for the members, in member order. plunder has no IPAM, so it needs these or
@@ -180,6 +187,15 @@ EXAMPLES = r"""
     count: 2
     address_range: 192.168.1.100-192.168.1.150
     image: preseed
+
+- name: Control planes on plunder in distinct racks, racks known from a CMDB export
+  baremetal.fleet.lease:
+    provider: plunder
+    name: demo-cp
+    count: 3
+    spread_by: rack
+    hardware: "{{ lookup('ansible.builtin.file', 'racks.json') | from_json }}"
+    address_range: 192.168.1.10-192.168.1.19
 
 - name: Lease explicit machines with their own names
   baremetal.fleet.lease:
@@ -262,6 +278,7 @@ def main():
             rack=dict(type="str"),
             labels=dict(type="dict"),
             spread_by=dict(type="str", choices=["rack", "vendor", "size", "partition"]),
+            hardware=dict(type="dict"),
             addresses=dict(type="list", elements="str"),
             address_range=dict(type="str"),
             hostname_template=dict(type="str", default="{name}-{index}"),

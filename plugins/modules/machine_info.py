@@ -57,6 +57,11 @@ options:
   mac:
     description: Only the machine with this MAC.
     type: str
+  hardware:
+    description:
+      - What the backend does not know, keyed by MAC (or id), each with any of C(rack), C(size),
+        C(partition), C(vendor), C(labels); applied before filtering, as in M(baremetal.fleet.lease).
+    type: dict
   hostname_template:
     description: The template leases were made with (plunder finds lease members by it).
     type: str
@@ -112,7 +117,9 @@ summary:
   sample: {"total": 24, "unleased": 20, "leased": 4}
 """
 
+from ansible_collections.baremetal.fleet.plugins.module_utils.leasing import apply_hardware
 from ansible_collections.baremetal.fleet.plugins.module_utils.module_runner import fleet_module, run
+from ansible_collections.baremetal.fleet.plugins.module_utils.pool import filter_machines
 
 
 def _info(provider, params):
@@ -120,13 +127,13 @@ def _info(provider, params):
     if params.get("name"):
         machines = provider.lease_members(params["name"], template=params.get("hostname_template"),
                                           project=params.get("project"))
-        from ansible_collections.baremetal.fleet.plugins.module_utils.pool import filter_machines
-
-        machines = filter_machines(machines, filters)
         if params["status"] == "unleased":
             machines = []
+    elif params.get("hardware"):
+        machines = provider.list_machines(status=params["status"])
     else:
         machines = provider.list_machines(status=params["status"], filters=filters)
+    machines = filter_machines(apply_hardware(machines, params.get("hardware")), filters)
     summary = {"total": len(machines)}
     for machine in machines:
         summary[machine.state] = summary.get(machine.state, 0) + 1
@@ -149,6 +156,7 @@ def main():
             rack=dict(type="str"),
             labels=dict(type="dict"),
             mac=dict(type="str"),
+            hardware=dict(type="dict"),
             hostname_template=dict(type="str", default="{name}-{index}"),
             project=dict(type="str"),
         ),

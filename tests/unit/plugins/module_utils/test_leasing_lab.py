@@ -171,3 +171,20 @@ def test_wipe_refuses_foreign_machine_unless_forced(lab, backend):
     forced = provisioning.wipe(prov, dict(params, force=True, wait=True, wait_timeout=60, poll_interval=0.3))
     assert forced["changed"]
     assert prov.get_machine(machine.mac).state == pool.UNLEASED
+
+
+def test_plunder_spread_by_rack_needs_and_uses_a_hardware_map(fresh_lab):
+    prov = provider(fresh_lab, "plunder")
+    macs = sorted(m.mac for m in wait_for(lambda: prov.list_machines(status="unleased")))
+    name = unique("pcp")
+    with pytest.raises(PoolConflict, match="spread_by rack needs 3 distinct rack value.s.* offers 0"):
+        leasing.ensure_present(prov, lease_params("plunder", name, count=3, spread_by="rack"))
+    hardware = dict((mac, {"rack": "row-%d" % (i % 3), "labels": {"gpu": "yes" if i % 2 else "no"}})
+                    for i, mac in enumerate(macs))
+    got = leasing.ensure_present(prov, lease_params("plunder", name, count=3, spread_by="rack", hardware=hardware,
+                                                    labels={"gpu": "yes"}))
+    assert sorted(m["rack"] for m in got["machines"]) == ["row-0", "row-1", "row-2"]
+    assert all(m["labels"] == {"gpu": "yes"} for m in got["machines"])
+    with pytest.raises(PoolError, match="unknown keys colour"):
+        leasing.ensure_present(prov, lease_params("plunder", unique("x"), count=1,
+                                                  hardware={macs[0]: {"colour": "red"}}))
