@@ -67,7 +67,7 @@ def test_unknown_machine_is_not_found(lab):
         metal_provider(lab).get_machine("00000000-0000-0000-0000-0000deadbeef")
 
 
-def test_wrong_certificate_is_refused(lab, tmp_path):
+def _foreign_cert_b64():
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import ec
@@ -82,9 +82,13 @@ def test_wrong_certificate_is_refused(lab, tmp_path):
             .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
                                                         x509.DNSName("localhost")]), critical=False)
             .sign(key, hashes.SHA256()))
+    return base64.b64encode(cert.public_bytes(serialization.Encoding.PEM)).decode()
+
+
+def test_wrong_certificate_is_refused(lab, tmp_path):
     with open(lab.plunder_config) as fh:
         cfg = yaml.safe_load(fh)
-    cfg["cert"] = base64.b64encode(cert.public_bytes(serialization.Encoding.PEM)).decode()
+    cfg["cert"] = _foreign_cert_b64()
     bad = tmp_path / "plunderclient.yaml"
     bad.write_text(yaml.safe_dump(cfg))
     prov = connection.provider_from_params({"provider": "plunder", "plunder_config": str(bad)}, environ={})
@@ -136,3 +140,29 @@ def test_machine_states_follow_the_lifecycle(fresh_lab):
     assert m.release_machine(leased) is True
     back = wait_for(lambda: m.back_in_loop(leased), timeout=30)
     assert back
+
+
+def test_view_key_reads_but_cannot_lease(lab):
+    from ansible_collections.baremetal.fleet.plugins.module_utils import leasing
+
+    viewer = metal_provider(lab, key="view")
+    assert viewer.list_machines(status="unleased")
+    with pytest.raises(PoolError) as err:
+        leasing.ensure_present(viewer, {"name": "viewonly", "count": 1, "image": "debian-12",
+                                        "project": "00000000-0000-0000-0000-000000000001"}, workers=1)
+    assert "403" in str(err.value) and "nothing had been leased in this run" in str(err.value)
+
+
+def test_validate_certs_false_skips_verification(lab, tmp_path):
+    """With a certificate that is not the server's, only validate_certs=false connects."""
+    with open(lab.plunder_config) as fh:
+        cfg = yaml.safe_load(fh)
+    cfg["cert"] = _foreign_cert_b64()
+    other = tmp_path / "other.yaml"
+    other.write_text(yaml.safe_dump(cfg))
+    strict = connection.provider_from_params({"provider": "plunder", "plunder_config": str(other)}, environ={})
+    with pytest.raises(PoolConnectionError):
+        strict.list_machines()
+    lax = connection.provider_from_params({"provider": "plunder", "plunder_config": str(other),
+                                           "validate_certs": "false"}, environ={})
+    assert lax.list_machines(status="unleased")
