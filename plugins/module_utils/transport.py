@@ -63,7 +63,12 @@ def _is_refused(reason):
 
 
 def _is_tls_failure(reason):
-    return isinstance(reason, ssl.SSLError) or "certificate" in str(reason).lower() or "ssl" in str(reason).lower()
+    """A certificate the client does not trust (not worth repeating), as opposed to a
+    connection that broke during the handshake (transient)."""
+    if isinstance(reason, getattr(ssl, "SSLCertVerificationError", ())):
+        return True
+    text = str(reason).lower()
+    return "certificate verify failed" in text or "hostname mismatch" in text or "doesn't match" in text
 
 
 def _default_context(validate_certs):
@@ -152,12 +157,12 @@ class JsonHttp:
                 maybe_sent = not _is_refused(err)
             except URLError as err:
                 reason = getattr(err, "reason", err)
-                if _is_tls_failure(reason) and not isinstance(reason, socket.timeout):
+                if _is_tls_failure(reason):
                     raise PoolConnectionError("TLS verification failed for %s: %s" % (url, reason), url=url)
                 last = PoolConnectionError("cannot reach %s: %s" % (url, reason), url=url)
                 maybe_sent = not _is_refused(reason)
             except (socket.timeout, ConnectionError, OSError) as err:
-                if isinstance(err, ssl.SSLError) or (_is_tls_failure(err) and not isinstance(err, socket.timeout)):
+                if _is_tls_failure(err):
                     raise PoolConnectionError("TLS verification failed for %s: %s" % (url, err), url=url)
                 last = PoolConnectionError("cannot reach %s: %s" % (url, err), url=url)
                 maybe_sent = not _is_refused(err)
