@@ -21,6 +21,8 @@ def _install_collection_loader():
     """Plugins are found through Ansible's collection loader (as ansible-inventory does). If
     ``ansible_collections`` was already imported as a plain namespace package by an earlier test
     module, the loader cannot take it over: drop those modules so they are imported through it."""
+    if any(type(finder).__name__ == "_AnsibleCollectionFinder" for finder in sys.meta_path):
+        return  # installed already (before anything imported the collection)
     root = sys.modules.get("ansible_collections")
     if root is not None and "Ansible" not in type(getattr(root, "__loader__", None)).__name__:
         for name in [n for n in sys.modules if n == "ansible_collections" or n.startswith("ansible_collections.")]:
