@@ -348,3 +348,53 @@ def test_wrong_hmac_is_a_clear_error(fresh_lab, tmp_path):
     assert "403" in proc.stderr or "401" in proc.stderr, proc.stderr
     assert fresh_lab.info["metal_url"] in proc.stderr
     assert bad_key not in proc.stderr and bad_key not in proc.stdout
+
+
+def _other_cert_pem():
+    """A self-signed certificate the lab's plunder face does not hold."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "not-the-lab")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(days=1))
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]), critical=False)
+            .sign(key, hashes.SHA256()))
+    return cert.public_bytes(serialization.Encoding.PEM)
+
+
+def test_plunder_tls_is_verified_against_the_client_config(fresh_lab, tmp_path):
+    import base64
+
+    import yaml
+
+    with open(fresh_lab.plunder_config) as handle:
+        good = yaml.safe_load(handle)
+    forged = dict(good, cert=base64.b64encode(_other_cert_pem()).decode("ascii"))
+    config = tmp_path / "plunderclient.yaml"
+    config.write_text(yaml.safe_dump(forged))
+    env = lab_env(fresh_lab, PLUNDER_CLIENT_CONFIG=str(config))
+    proc = inventory(write_config(tmp_path, "plunder", "api_retries: 0\n"), env, "--list", check=False)
+    assert proc.returncode != 0
+    assert "TLS" in proc.stderr or "certificate" in proc.stderr, proc.stderr
+    assert fresh_lab.info["plunder_url"] in proc.stderr, proc.stderr
+
+
+def test_vaulted_hmac_key(fresh_lab, tmp_path):
+    env = lab_env(fresh_lab)
+    wait_for_pool(write_config(tmp_path, "metal", name="plain.pool.yml"), env, FRESH_LAB_MACHINES)
+    key = env.pop("METALCTL_HMAC")
+    password = tmp_path / "vault-pass"
+    password.write_text("fleet-test\n")
+    enc = subprocess.run([os.path.join(BIN, "ansible-vault"), "encrypt_string", "--vault-password-file",
+                          str(password), "--name", "api_hmac", key], env=env, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, universal_newlines=True, check=True).stdout
+    source = write_config(tmp_path, "metal", enc)
+    assert key not in open(source).read()
+    data = listing(source, env, "--vault-password-file", str(password))
+    assert len(data["_meta"]["hostvars"]) == FRESH_LAB_MACHINES
