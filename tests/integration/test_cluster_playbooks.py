@@ -1,0 +1,91 @@
+"""create-cluster.yml / delete-cluster.yml against the sim lab, as far as sim machines go.
+
+Sim machines have no SSH, so these runs stop after leasing and provisioning
+(``--tags lease``) and delete without ``kubeadm reset`` (``--skip-tags reset``); the
+roles themselves need the libvirt lab's VMs (molecule scenarios)."""
+import json
+import os
+import subprocess
+import sys
+import uuid
+
+import pytest
+import yaml
+
+from playbook_runner import PROJECT, ROOT
+
+pytestmark = [pytest.mark.integration, pytest.mark.lab]
+
+
+def _run(playbook, vars_file, lab, *extra):
+    env = dict(os.environ)
+    for key in ("FLEET_PROVIDER", "PLUNDER_CLIENT_CONFIG", "METALCTL_API_URL", "METALCTL_HMAC",
+                "METALCTL_HMAC_AUTH_TYPE", "METALCTL_APITOKEN"):
+        env.pop(key, None)
+    env.update(lab.env())
+    site = [p for p in sys.path if p.endswith("site-packages")]
+    env.update({"ANSIBLE_COLLECTIONS_PATH": os.pathsep.join([os.path.join(ROOT, "build", "collections")] + site),
+                "ANSIBLE_STDOUT_CALLBACK": "ansible.posix.json", "ANSIBLE_NOCOLOR": "1",
+                "ANSIBLE_LOCALHOST_WARNING": "0", "ANSIBLE_INVENTORY_UNPARSED_WARNING": "0"})
+    cmd = [os.path.join(os.path.dirname(sys.executable), "ansible-playbook"),
+           os.path.join(ROOT, "playbooks", playbook), "-e", "cluster_vars_file=%s" % vars_file,
+           "-e", "ansible_python_interpreter=%s" % sys.executable] + list(extra)
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
+    data = json.loads(proc.stdout[proc.stdout.index("{"):]) if "{" in proc.stdout else {}
+    return proc, data
+
+
+def _task(data, name_part, host="localhost"):
+    for play in data.get("plays", []):
+        for task in play.get("tasks", []):
+            if name_part in task["task"]["name"] and host in task["hosts"]:
+                yield task["hosts"][host]
+
+
+@pytest.mark.parametrize("provider", ["plunder", "metal"])
+def test_create_and_delete_cluster_lease_phases(lab, tmp_path, provider):
+    name = "k%s" % uuid.uuid4().hex[:6]
+    third = 100 + (sum(map(ord, name)) % 150)
+    cluster = {
+        "cluster_name": name, "cluster_provider": provider,
+        "cluster_control_plane_count": 1, "cluster_worker_count": 2,
+        "cluster_control_plane_addresses": ["10.78.%d.10" % third] if provider == "plunder" else [],
+        "cluster_worker_addresses": ["10.78.%d.20" % third, "10.78.%d.21" % third] if provider == "plunder" else [],
+        "cluster_image": "preseed" if provider == "plunder" else "debian-12",
+        "cluster_metal_project": PROJECT if provider == "metal" else "",
+        "cluster_poll_interval": 0.3, "cluster_provision_timeout": 120,
+        "kubernetes_version": "1.31.4",
+    }
+    vars_file = tmp_path / "cluster.yml"
+    vars_file.write_text(yaml.safe_dump(cluster))
+
+    proc, data = _run("create-cluster.yml", vars_file, lab, "--tags", "lease")
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
+    leased = [m for r in _task(data, "Lease the machines of") for m in r.get("machines", [])]
+    assert len(leased) == 3
+    provisioned = [m for r in _task(data, "Provision (and wait for)") for m in r.get("machines", [])]
+    assert sorted(m["state"] for m in provisioned) == ["provisioned"] * 3
+    added = list(_task(data, "Add to the inventory"))
+    hosts = sorted(item["add_host"]["host_name"] for r in added for item in r["results"])
+    assert hosts == sorted(m.get("hostname") or m["name"] for m in leased)
+    groups = {item["add_host"]["host_name"]: item["add_host"]["groups"] for r in added for item in r["results"]}
+    assert sum("kube_control_plane" in g for g in groups.values()) == 1
+    assert sum("kube_node" in g for g in groups.values()) == 2
+
+    # leasing again changes nothing
+    proc, data = _run("create-cluster.yml", vars_file, lab, "--tags", "lease")
+    assert proc.returncode == 0, proc.stdout[-4000:]
+    assert not any(r.get("changed") for r in _task(data, "Lease the machines of"))
+
+    proc, data = _run("delete-cluster.yml", vars_file, lab, "--skip-tags", "reset",
+                      "-e", "cluster_wipe_timeout=120")
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
+    wiped = [m for r in _task(data, "Wipe the disks") for item in r["results"] for m in item.get("machines", [])]
+    assert sorted(m["mac"] for m in wiped) == sorted(m["mac"] for m in leased)
+    assert all(m["state"] == "unleased" for m in wiped)
+    # delete again: nothing left to do
+    proc, data = _run("delete-cluster.yml", vars_file, lab, "--skip-tags", "reset")
+    assert proc.returncode == 0, proc.stdout[-4000:]
+    changed = [t["task"]["name"] for p in data["plays"] for t in p["tasks"]
+               if any(h.get("changed") for h in t["hosts"].values())]
+    assert changed == []
