@@ -47,7 +47,8 @@ def test_env_fallbacks_and_provider_choice(lab):
 def test_both_faces_list_the_same_unleased_pool(fresh_lab):
     p = plunder_provider(fresh_lab)
     m = metal_provider(fresh_lab)
-    macs_p = wait_for(lambda: set(x.mac for x in p.list_machines(status="unleased")) or None)
+    assert wait_for(lambda: len(p.list_machines(status="unleased")) == 24 == len(m.list_machines(status="unleased")))
+    macs_p = set(x.mac for x in p.list_machines(status="unleased"))
     macs_m = set(x.mac for x in m.list_machines(status="unleased"))
     assert len(macs_p) == 24 and macs_p == macs_m
     one = m.list_machines(status="unleased")[0]
