@@ -102,6 +102,7 @@ provider: metal
 api_url: http://127.0.0.1:8080/metal
 # api_hmac comes from METALCTL_HMAC
 
+---
 # racks.pool.yml: the small machines of two racks (metal-api filters these on the server)
 plugin: baremetal.fleet.pool
 provider: metal
@@ -109,6 +110,7 @@ filters:
   size: v1-small-x86
   rack: [rack-01, rack-02]
 
+---
 # lab.pool.yml: a plunder server, only Dell machines, cached for ten minutes
 plugin: baremetal.fleet.pool
 provider: plunder
@@ -120,6 +122,7 @@ cache_plugin: ansible.builtin.jsonfile
 cache_connection: ~/.cache/fleet-inventory
 cache_timeout: 600
 
+---
 # leased.pool.yml: the machines of one lease, with constructed groups and variables
 plugin: baremetal.fleet.pool
 provider: metal
