@@ -428,3 +428,13 @@ def test_host_from_an_earlier_source_keeps_its_vars(monkeypatch, tmp_path):
     assert hostvars["ansible_user"] == "root"
     assert hostvars["fleet_labels"] == {"gpu": "no"}  # default hash_behaviour: replace
     assert hostvars["fleet_mac"] == "52:54:00:00:01:00"
+
+
+def test_expired_cache_entry_is_refetched(monkeypatch, tmp_path):
+    import time
+
+    text = CACHE.format(dir=tmp_path / "cache") + "cache_timeout: 1\n"
+    run(monkeypatch, tmp_path, text)
+    time.sleep(1.5)
+    inventory, provider, _s = run(monkeypatch, tmp_path, text, provider=StrictFakeProvider([free(7)]))
+    assert len(provider.calls) == 1 and sorted(inventory.hosts) == ["m-52-54-00-00-01-07"]
