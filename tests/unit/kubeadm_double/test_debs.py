@@ -7,7 +7,7 @@ import subprocess
 
 import pytest
 
-from conftest import INIT_CONFIG, free_port
+from fleetlab.kubeadm_double.testing import INIT_CONFIG, free_port
 
 from fleetlab.kubeadm_double import debs
 

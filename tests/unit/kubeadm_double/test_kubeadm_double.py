@@ -6,7 +6,7 @@ import time
 import pytest
 import yaml
 
-from conftest import INIT_CONFIG, free_port
+from fleetlab.kubeadm_double.testing import INIT_CONFIG, free_port
 
 from fleetlab.kubeadm_double import pki, schema
 

@@ -1,0 +1,82 @@
+"""playbooks/tasks/verify-nodes.yml (create-cluster's verification) with kubernetes.core.k8s_info
+against a cluster of kubeadm TEST DOUBLE nodes on 127.0.0.1."""
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+
+import pytest
+import yaml
+
+from fleetlab.kubeadm_double.testing import INIT_CONFIG, NodeRoot, free_port
+
+from playbook_runner import ROOT
+
+pytestmark = [pytest.mark.integration, pytest.mark.lab]
+
+
+@pytest.fixture
+def double_cluster():
+    base = tempfile.mkdtemp(prefix="kv-", dir="/tmp")
+    nodes = []
+    try:
+        cp = NodeRoot(os.path.join(base, "cp1"), "cp1")
+        nodes.append(cp)
+        port = free_port()
+        cp.start_kubelet()
+        cfg = cp.file("/root/kubeadm.yaml", INIT_CONFIG.format(port=port, name="cp1"))
+        init = cp.kubeadm("init", "--config", cfg, check=True)
+        token = re.search(r"--token (\S+)", init.stdout).group(1)
+        ca_hash = re.search(r"--discovery-token-ca-cert-hash (\S+)", init.stdout).group(1)
+        worker = NodeRoot(os.path.join(base, "w1"), "w1")
+        nodes.append(worker)
+        worker.start_kubelet()
+        worker.kubeadm("join", "127.0.0.1:%d" % port, "--token", token, "--discovery-token-ca-cert-hash", ca_hash,
+                       check=True)
+        yield cp
+    finally:
+        for node in nodes:
+            node.close()
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def _verify(tmp_path, kubeconfig, expected, timeout):
+    play = [{"name": "verify", "hosts": "localhost", "connection": "local", "gather_facts": False,
+             "tasks": [{"name": "verify", "ansible.builtin.include_tasks":
+                        os.path.join(ROOT, "playbooks", "tasks", "verify-nodes.yml"),
+                        "vars": {"_fleet_kubeconfig": kubeconfig, "_fleet_expected_nodes": expected,
+                                 "cluster_verify_timeout": timeout, "cluster_verify_delay": 1}},
+                       {"name": "show", "ansible.builtin.debug": {"var": "cluster_nodes"}}]}]
+    book = tmp_path / "verify.yml"
+    book.write_text(yaml.safe_dump(play))
+    site = [p for p in sys.path if p.endswith("site-packages")]
+    env = dict(os.environ, ANSIBLE_STDOUT_CALLBACK="ansible.posix.json", ANSIBLE_LOCALHOST_WARNING="0",
+               ANSIBLE_INVENTORY_UNPARSED_WARNING="0",
+               ANSIBLE_COLLECTIONS_PATH=os.pathsep.join([os.path.join(ROOT, "build", "collections")] + site))
+    proc = subprocess.run([os.path.join(os.path.dirname(sys.executable), "ansible-playbook"), str(book),
+                           "-e", "ansible_python_interpreter=%s" % sys.executable],
+                          capture_output=True, text=True, env=env, timeout=300)
+    data = json.loads(proc.stdout[proc.stdout.index("{"):])
+    return proc, data
+
+
+def test_verify_waits_for_ready_nodes_through_the_api(double_cluster, tmp_path):
+    cp = double_cluster
+    admin = os.path.join(cp.path, "etc/kubernetes/admin.conf")
+    # no pod network yet: the nodes are registered but NotReady, so verification must fail
+    proc, _data = _verify(tmp_path, admin, 2, timeout=3)
+    assert proc.returncode != 0
+    manifest = cp.file("/root/flannel.yaml", yaml.safe_dump_all([
+        {"apiVersion": "apps/v1", "kind": "DaemonSet",
+         "metadata": {"name": "kube-flannel-ds", "namespace": "kube-flannel"}, "spec": {}}]))
+    cp.run("kubectl", "--kubeconfig", admin, "apply", "-f", manifest, check=True)
+    proc, data = _verify(tmp_path, admin, 2, timeout=30)
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    shown = [t for t in data["plays"][0]["tasks"] if t["task"]["name"] == "show"][0]["hosts"]["localhost"]
+    assert sorted(shown["cluster_nodes"]) == ["cp1 v1.31.4", "w1 v1.31.4"]
+    # expecting a third node that never joins fails within the timeout
+    proc, _data = _verify(tmp_path, admin, 3, timeout=3)
+    assert proc.returncode != 0
