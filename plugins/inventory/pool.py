@@ -14,8 +14,8 @@ description:
   - Lists the machines of a plunder server or a metal-api as Ansible hosts. By default only the
     B(unleased) machines, the free ones that sit in the provisioner's reboot loop, are listed.
   - Filters are sent to the server where its API can filter (metal-api C(/v1/machine/find));
-    everything the server cannot filter is filtered on the controller, so the result is the same
-    for both backends.
+    everything the server cannot filter is filtered on the controller, so a filter means the same
+    on both backends (plunder's API reports no size, partition, rack or labels, see O(filters)).
   - An unleased machine has no hostname; its inventory name is derived from its MAC address
     (or its id when it has no MAC), for example C(m-52-54-00-12-34-56). A leased machine is named
     by its lease hostname.
