@@ -42,7 +42,7 @@ def test_failed_install_is_reported_per_machine(small_lab, backend):
     try:
         # plunder keeps no lease tag: explicitly named members are selected by their names
         sel = {"name": name} if backend == "metal" else {"machines": ["%s-ok" % name, "%s-bad" % name]}
-        out = provisioning.provision(prov, dict(sel, wait_timeout=8, poll_interval=0.3, project=PROJECT))
+        out = provisioning.provision(prov, dict(sel, wait_timeout=15, poll_interval=0.3, project=PROJECT))
         by_name = dict((m["name"], m) for m in out["machines"])
         assert out["failed_machines"] == ["%s-bad" % name]
         assert by_name["%s-ok" % name]["state"] == pool.PROVISIONED and "error" not in by_name["%s-ok" % name]
@@ -50,7 +50,7 @@ def test_failed_install_is_reported_per_machine(small_lab, backend):
         if backend == "metal":
             assert "install crashed" in err and "fail-install" in err
         else:
-            assert "not reachable after 8s" in err and "i/o timeout" in err
+            assert "not reachable after 15s" in err and "i/o timeout" in err
     finally:
         leasing.ensure_absent(prov, params)
 
