@@ -46,13 +46,26 @@ class _Handler(WSGIRequestHandler):
 
 
 class _Server(ThreadedWSGIServer):
-    """Werkzeug's threaded server; each connection thread closes its pool connection at the end."""
+    """Werkzeug's threaded server. TLS handshakes run in the connection's own thread (a client
+    that connects and stays silent cannot stall the accept loop), and each connection thread
+    closes its pool connection at the end."""
 
     daemon_threads = True
     pool = None
+    tls = None  # ssl.SSLContext of an HTTPS face
+    handshake_timeout = 30.0
 
     def process_request_thread(self, request, client_address):
         try:
+            if self.tls is not None:
+                try:
+                    request.settimeout(self.handshake_timeout)
+                    request = self.tls.wrap_socket(request, server_side=True)
+                    request.settimeout(None)
+                except (OSError, ssl.SSLError) as exc:
+                    log.debug("TLS handshake with %s failed: %s", client_address, exc)
+                    self.shutdown_request(request)
+                    return
             super().process_request_thread(request, client_address)
         finally:
             if self.pool is not None:
@@ -124,7 +137,10 @@ class Lab:
             cert_path, key_path, cert_pem = ensure_cert(self.state_dir, [bind])
             ssl_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
             ssl_ctx.load_cert_chain(cert_path, key_path)
-        plunder_srv = _Server(bind, self.opts.plunder_port, self.plunder, handler=_Handler, ssl_context=ssl_ctx)
+        plunder_srv = _Server(bind, self.opts.plunder_port, self.plunder, handler=_Handler)
+        if ssl_ctx is not None:
+            plunder_srv.tls = ssl_ctx
+            plunder_srv.ssl_context = ssl_ctx  # werkzeug reports wsgi.url_scheme https
         metal_srv = _Server(bind, self.opts.metal_port, self.metal, handler=_Handler)
         plunder_srv.pool = metal_srv.pool = self.pool
         self.servers = [plunder_srv, metal_srv]

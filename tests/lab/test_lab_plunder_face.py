@@ -255,3 +255,16 @@ def test_unleased_is_null_when_the_loop_is_empty(tmp_path):
         assert client.call("GET", "/dhcp/other") == {}
     finally:
         lab.stop()
+
+
+def test_a_silent_tcp_client_does_not_stall_the_https_face(fresh_lab, plunder):
+    import socket
+    host, port = plunder.base[len("https://"):].rsplit(":", 1)
+    silent = [socket.create_connection((host, int(port)), timeout=5) for _ in range(3)]
+    try:
+        started = time.time()
+        assert plunder.call("GET", "/api/dhcp/GET")["payload"]["path"] == "/dhcp"
+        assert time.time() - started < 5
+    finally:
+        for s in silent:
+            s.close()
