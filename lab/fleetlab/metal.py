@@ -23,6 +23,7 @@ import hashlib
 import hmac
 import ipaddress
 import json
+import logging
 import time
 import uuid
 
@@ -208,6 +209,10 @@ class MetalFace:
         except ApiError as e:
             status = e.status
             text = dumps(e.message) if e.bare else dumps({"statuscode": e.status, "message": e.message})
+        except Exception as e:  # a bug of the lab: answer like metal-api's Internal error, keep serving
+            logging.getLogger("fleetlab").exception("metal face: %s %s", request.method, request.path)
+            status = 500
+            text = dumps({"statuscode": 500, "message": "Internal %s" % e})
         return Response(text + "\n", status=status, content_type="application/json")(environ, start_response)
 
     def _dispatch(self, request):

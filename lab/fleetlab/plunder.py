@@ -14,6 +14,7 @@ failed request changes nothing (plunder drops the MAC from its unleased list eve
 
 import ipaddress
 import json
+import logging
 import shlex
 import threading
 import time
@@ -152,6 +153,9 @@ class PlunderFace:
             result = {"warning": f.warning, "error": f.error}
         except BodyTooLarge:
             result = {"warning": "Error reading the request", "error": "http: request body too large"}
+        except Exception as e:  # a bug of the lab: report it in the envelope, keep serving
+            logging.getLogger("fleetlab").exception("plunder face: %s %s", request.method, request.path)
+            result = {"warning": "Internal error of the lab", "error": str(e)}
         body = {}
         for key in ("warning", "error", "success"):
             if result.get(key):
@@ -520,7 +524,11 @@ class PlunderFace:
         for action in d.get("actions") or []:
             name = action.get("name", "")
             atype = action.get("type", "")
-            ok, output, error = self._run_action(action, machine_id)
+            try:
+                ok, output, error = self._run_action(action, machine_id)
+            except Exception as exc:  # the driver failed: the action fails, the run goes on as plunder's
+                logging.getLogger("fleetlab").exception("parlay action %r on %s", name, ip)
+                ok, output, error = False, "", str(exc)
             if atype in ("upload", "download") and ok and not parallel:
                 continue
             if atype in ("pkg", "key"):
