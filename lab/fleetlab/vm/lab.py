@@ -17,6 +17,7 @@ import io
 import json
 import os
 import re
+import shutil
 import subprocess
 import tarfile
 import threading
@@ -392,10 +393,16 @@ class VMLab:
                 "-o", "HostKeyAlias=" + m.name, "-o", "LogLevel=ERROR",
                 "-o", "ServerAliveInterval=2", "-o", "ServerAliveCountMax=3",
                 # one SSH connection per machine, reused: a handshake costs seconds under TCG
-                "-o", "ControlPath=" + os.path.join(self.dir, "ssh-%C"), "root@127.0.0.1"]
+                "-o", "ControlPath=" + self._control_path(), "root@127.0.0.1"]
         if command is not None:
             argv.append(command)
         return argv
+
+    def _control_path(self):
+        # unix socket paths are limited to 108 bytes: not under the (possibly deep) state dir
+        d = os.path.join("/run/fleetlab-ssh", self.id)
+        os.makedirs(d, mode=0o700, exist_ok=True)
+        return os.path.join(d, "%C")
 
     def _ensure_master(self, mac):
         argv = self.ssh_argv(mac)
@@ -479,6 +486,7 @@ def teardown(state_dir, log=print):
     if data.get("netns"):
         netns.delete(data["netns"])
         removed.append("netns " + data["netns"])
+    shutil.rmtree(os.path.join("/run/fleetlab-ssh", data.get("id") or lab_id(state_dir)), ignore_errors=True)
     vmdir = os.path.join(os.path.abspath(state_dir), "vm")
     for name in data.get("domains", []):
         p = os.path.join(vmdir, name + ".qcow2")
