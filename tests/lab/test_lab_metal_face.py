@@ -95,6 +95,9 @@ def test_status_codes(fresh_lab, metal, metal_admin):
     assert metal.raw("POST", "/v1/machine/allocate", allocate_body("x", uuid="nope"))[0] == 400
     assert metal.raw("POST", "/v1/machine/allocate", b"x" * (1024 * 1024 + 1))[0] == 400
     assert pool_snapshot(fresh_lab) == before
+    for method, path, body in (("GET", "/v1/machine/nope", None), ("POST", "/v1/machine/find", b"{bad"),
+                               ("POST", "/v1/machine/allocate", allocate_body("x", ips=["10.1.2"]))):
+        validate(metal.raw(method, path, body)[1], "httperrors.HTTPErrorResponse")
     created = metal_admin.ok("PUT", "/v1/image", {"id": "debian-12.7", "url": "http://images/debian-12.7",
                                                    "features": ["machine"]}, status=201)
     validate(created, "v1.ImageResponse")
