@@ -449,6 +449,7 @@ class Pool:
         net = ipaddress.ip_network(cidr, strict=False)
         # addresses are unique lab-wide (networks of the lab may overlap)
         used = {r[0] for r in conn.execute("SELECT address FROM ips")}
+        used.update(r[0] for r in conn.execute("SELECT address FROM machines WHERE address IS NOT NULL"))
         for i, host in enumerate(net.hosts()):
             if i < skip:
                 continue
@@ -539,7 +540,6 @@ class Pool:
                         due_at=None, due_step=None)
 
     def _enter_install(self, conn, m, when):
-        lease = m["lease"] or {}
         if m["state"] != LEASED:
             # rebooted into PXE (reinstall, or a wiped machine whose deployment still exists)
             for ev, msg in LOOP_ENTRY_EVENTS[:3]:
@@ -547,8 +547,6 @@ class Pool:
         self._add_event(conn, m["id"], EV_INSTALLING, "start installation", when)
         self._set_state(conn, m, INSTALLING, when, last_seen=when, loop_since=None,
                         disk_state="installing", due_at=None, due_step=None)
-        if lease.get("reinstall_pending"):
-            pass
 
     def record_event(self, ident, phase, message=None, when=None):
         """A driver reports what really happened to a machine. ``phase``:
