@@ -44,7 +44,10 @@ def _add_serve_options(p):
 
 
 def build_parser():
-    parser = argparse.ArgumentParser(prog="fleetlab", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="fleetlab",
+        description="plunder- and metal-api-compatible lab servers over one persistent machine pool "
+                    "(see docs/lab.md)")
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("serve", help="run the lab in the foreground")
     _add_serve_options(p)
