@@ -51,6 +51,14 @@ ExecStart=/usr/bin/kubelet $KUBELET_KUBECONFIG_ARGS $KUBELET_CONFIG_ARGS $KUBELE
 """
 
 
+POSTINST = """#!/bin/sh
+set -e
+if [ -d /run/systemd/system ]; then
+    systemctl daemon-reload >/dev/null || true
+fi
+"""
+
+
 def _control(name, version, depends, description):
     return ("Package: %s\nVersion: %s\nArchitecture: all\nMaintainer: baremetal.fleet lab <lab@example.invalid>\n"
             "Depends: %s\nSection: admin\nPriority: optional\nDescription: %s\n"
@@ -105,6 +113,8 @@ def build(out_dir, version=None):
             if tool == "kubeadm":
                 depends += ", kubelet, kubectl"
             _write(staging, "DEBIAN/control", _control(tool, version, depends, "%s (TEST DOUBLE)" % tool))
+            if files:  # unit files: let systemd see them, as debhelper's postinst does
+                _write(staging, "DEBIAN/postinst", POSTINST, 0o755)
             built.append(_build(staging, out_dir, tool, version))
     return built
 
