@@ -14,6 +14,7 @@ first on start, so their presence means "the lab is up".
 """
 
 import base64
+import fcntl
 import json
 import logging
 import os
@@ -79,6 +80,12 @@ class Lab:
         self.opts = opts
         self.state_dir = os.path.abspath(opts.state)
         os.makedirs(self.state_dir, exist_ok=True)
+        # one server per state directory (the kernel drops the lock when the process dies)
+        self._lock = open(os.path.join(self.state_dir, "fleetlab.lock"), "a+")
+        try:
+            fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            raise SystemExit("fleetlab: another server is running on %s" % self.state_dir)
         driver_opts = {"preset": opts.preset, "loop_period": opts.loop_period,
                        "install_seconds": opts.install_seconds, "wipe_seconds": opts.wipe_seconds,
                        "state_dir": self.state_dir, "bind": opts.bind}

@@ -99,3 +99,11 @@ def test_bad_pool_file_is_refused(tmp_path):
     with pytest.raises(RuntimeError) as err:
         lab.start()
     assert "invalid MAC address" in str(err.value)
+
+
+def test_one_server_per_state_dir(fresh_lab):
+    proc = subprocess.run(FLEETLAB + ["serve", "--state", fresh_lab.state_dir, "--plunder-port", "0",
+                                      "--metal-port", "0", "--quiet"], capture_output=True, text=True, timeout=60)
+    assert proc.returncode != 0
+    assert "another server is running" in proc.stderr
+    assert os.path.exists(os.path.join(fresh_lab.state_dir, "metal.env"))  # the running lab is untouched
