@@ -377,6 +377,8 @@ class MetalFace:
                     tags.append(t)
         log = [{"time": rfc3339nano(t), "event": ev, "message": msg} for t, ev, msg in events]
         last_time = events[0][0] if events else None
+        if last_time is not None and m.get("event_time"):
+            last_time = max(last_time, m["event_time"])
         if last_time is not None and self.driver.virtual_loop and m["power"] == "on" and \
                 m["state"] in (P.UNLEASED, P.PROVISIONED):
             # the hammer's "Alive" (in the loop) and metal-core's repeated "Phoned Home" refresh the time

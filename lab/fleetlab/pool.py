@@ -104,6 +104,7 @@ CREATE TABLE IF NOT EXISTS machines (
     crash_loop INTEGER NOT NULL DEFAULT 0,
     failed_reclaim INTEGER NOT NULL DEFAULT 0,
     last_error TEXT,
+    event_time REAL,
     due_at REAL,
     due_step TEXT,
     created REAL NOT NULL,
@@ -180,6 +181,11 @@ class Pool:
         self.listeners = []  # callables(machine_id, old_state, new_state)
         conn = self._conn()
         conn.executescript(_SCHEMA)
+        # pools created by an older fleetlab: add the columns they lack
+        have = {r[1] for r in conn.execute("PRAGMA table_info(machines)")}
+        for column, decl in (("event_time", "REAL"),):
+            if column not in have:
+                conn.execute("ALTER TABLE machines ADD COLUMN %s %s" % (column, decl))
 
     # -- connections and transactions ---------------------------------------------------
     def _conn(self):
@@ -349,6 +355,12 @@ class Pool:
     # -- event log -------------------------------------------------------------------
     def _add_event(self, conn, machine_id, event, message="", when=None):
         when = _now() if when is None else when
+        conn.execute("UPDATE machines SET event_time=? WHERE id=?", (when, machine_id))
+        if event in (EV_PXE, EV_PHONED_HOME):
+            newest = conn.execute("SELECT event FROM events WHERE machine_id=? ORDER BY seq DESC LIMIT 1",
+                                  (machine_id,)).fetchone()
+            if newest is not None and newest[0] == event:
+                return  # metal-api swallows repeats of these two: only the time is refreshed
         conn.execute("INSERT INTO events (machine_id, time, event, message) VALUES (?,?,?,?)",
                      (machine_id, when, event, message))
         conn.execute(

@@ -146,3 +146,25 @@ def test_without_virtual_loop_only_recently_seen_machines_are_allocatable(tmp_pa
     mid = p.allocate("mini-lab", "v1-small-x86", {"name": "x"}, "metal")
     assert p.get(mid)["mac"] == mac
     assert [m for m, _ in p.unleased()] != []  # stale sightings stay listed, as in plunder
+
+
+def test_repeated_phoned_home_is_swallowed_and_old_pools_migrate(tmp_path):
+    import sqlite3
+    path = str(tmp_path / "old.sqlite")
+    p = P.Pool(path, loop_period=2.0)
+    p.populate(P.generate_machines(2))
+    m = p.machines()[0]
+    p.lease(m["id"], {"name": "n"}, "metal")
+    p.record_seen(m["mac"])
+    p.record_event(m["id"], "provisioned")
+    first = p.get(m["id"])["event_time"]
+    p.record_event(m["id"], "provisioned")
+    events = [e[1] for e in p.events([m["id"]])[m["id"]]]
+    assert events.count(P.EV_PHONED_HOME) == 1
+    assert p.get(m["id"])["event_time"] >= first
+    p.close()
+    conn = sqlite3.connect(path)
+    conn.execute("ALTER TABLE machines DROP COLUMN event_time")
+    conn.close()
+    again = P.Pool(path, loop_period=2.0)
+    assert "event_time" in again.get(m["id"])
