@@ -463,7 +463,7 @@ def teardown(state_dir, log=print):
         except libvirt.libvirtError:
             conn = None
         if conn is not None:
-            for name in data.get("domains", []):
+            def _remove(name):
                 try:
                     dom = conn.lookupByName(name)
                     if dom.isActive():
@@ -472,6 +472,13 @@ def teardown(state_dir, log=print):
                     removed.append(name)
                 except libvirt.libvirtError:
                     pass
+
+            # in parallel: libvirt gives each QEMU a few seconds to exit on SIGTERM
+            workers = [threading.Thread(target=_remove, args=(n,)) for n in data.get("domains", [])]
+            for w in workers:
+                w.start()
+            for w in workers:
+                w.join()
             if data.get("network"):
                 try:
                     net = conn.networkLookupByName(data["network"])
