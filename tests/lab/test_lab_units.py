@@ -168,3 +168,12 @@ def test_repeated_phoned_home_is_swallowed_and_old_pools_migrate(tmp_path):
     conn.close()
     again = P.Pool(path, loop_period=2.0)
     assert "event_time" in again.get(m["id"])
+
+
+def test_example_pool_file_loads():
+    import os
+    path = os.path.join(os.path.dirname(__file__), "..", "..", "lab", "pool.example.yml")
+    machines = P.load_pool_file(path)
+    assert len(machines) == 6 and machines[0]["vendor"] == "Super Micro Computer, Inc."
+    assert machines[-1]["id"] == "00000000-0000-0000-0000-0000000000a1"
+    assert {m["labels"]["role"] for m in machines} == {"control-plane", "worker", "storage"}
