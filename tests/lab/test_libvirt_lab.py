@@ -75,6 +75,20 @@ def _vm_leftovers(state_dir):
     return left
 
 
+def _wait_running(state, timeout=1800):
+    """Until the lab's VMs exist (another VM lab on this host may hold it back: they run one at a time)."""
+    def phase():
+        try:
+            with open(os.path.join(state, "vm", "status.json")) as f:
+                data = json.load(f)
+        except (OSError, ValueError):
+            return None
+        assert data["phase"] != "failed", data
+        return data["phase"] == "running"
+
+    _wait(phase, timeout, what="the libvirt lab running")
+
+
 def _ssh(state_dir, mac, key, command):
     with open(os.path.join(state_dir, "vm", "ssh.json")) as f:
         access = json.load(f)
@@ -97,8 +111,9 @@ def test_two_vms_loop_lease_install_ssh_wipe(os_image, vm_host, tmp_path):
     lab = LabServer(state_dir=state, machines=2, driver="libvirt", start_timeout=120,
                     driver_opt=["loop_wait=1"])
     lab.start()
-    t0 = time.time()
     try:
+        _wait_running(state)
+        t0 = time.time()
         plunder = Plunder(lab.plunder_config)
         metal = Metal(lab.metal_url, lab.hmac_keys["edit"])
         machines = metal.ok("GET", "/v1/machine")
@@ -204,6 +219,7 @@ def test_crashed_lab_is_cleaned_up(os_image, vm_host, tmp_path):
     lab = LabServer(state_dir=state, machines=1, driver="libvirt", start_timeout=120)
     lab.start()
     try:
+        _wait_running(state)
         plunder = Plunder(lab.plunder_config)
         _wait(lambda: plunder.unleased(), 120, what="the VM in the loop")
         record = json.load(open(os.path.join(state, "vmlab.json")))

@@ -126,6 +126,8 @@ class LibvirtDriver(Driver):
             self.vm = VMLab(self.state_dir, network=self.lease_network, cache_dir=self.cache_dir,
                             memory_mib=self.memory, vcpus=self.vcpus, accel=self.accel,
                             loop_wait=self.loop_wait, log=log.info)
+            self.vm.stop_event = self._stop
+            self.vm.on_wait = lambda other: self._status("waiting", other_lab=other)
             self.vm.decide = self._decide
             self.vm.on_report = self._on_report
             self.vm.setup()
@@ -147,6 +149,8 @@ class LibvirtDriver(Driver):
             log.info("libvirt: %d VMs booting (%s)", len(machines), self.vm.domain_type)
         except Exception as exc:  # reported in the status file and the log
             self.error = exc
+            if self._stop.is_set():
+                return
             log.exception("libvirt: lab set-up failed")
             self._status("failed", error=str(exc))
             self.ready.set()
@@ -167,7 +171,7 @@ class LibvirtDriver(Driver):
         """The VMs only make sense with the lab's boot service: stopping the lab removes them."""
         self._stop.set()
         for t in self._threads:
-            t.join(30)
+            t.join(5)
         if self.vm is not None:
             self.vm.close()
         from ..vm import lab as vmlab

@@ -88,7 +88,9 @@ class VMLab:
         self.key = os.path.join(self.dir, "id_ed25519")
         self.known_hosts = os.path.join(self.dir, "known_hosts")
         self._lock = threading.RLock()
+        self.stop_event = None  # a threading.Event that aborts waiting for another lab
         # callbacks, set by the driver
+        self.on_wait = lambda other: None
         self.decide = lambda mac: "loop"
         self.on_report = lambda mac, event, detail, uptime: None
 
@@ -125,12 +127,23 @@ class VMLab:
         """One libvirt lab per host at a time (they would share libvirtd and two cores): wait for
         the lock, hold it while the lab lives; the kernel drops it when this process dies."""
         self._lock_fd = os.open(MACHINE_LOCK, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            other = os.pread(self._lock_fd, 4096, 0).decode(errors="replace").strip()
-            self.log("vm: waiting for the libvirt lab %s to stop" % (other or "of another process"))
-            fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
+        waiting = False
+        while True:
+            try:
+                fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if not waiting:
+                    other = os.pread(self._lock_fd, 4096, 0).decode(errors="replace").strip()
+                    self.log("vm: waiting for the libvirt lab %s to stop" % (other or "of another process"))
+                    self.on_wait(other)
+                    waiting = True
+                if self.stop_event is not None and self.stop_event.wait(1.0):
+                    os.close(self._lock_fd)
+                    self._lock_fd = None
+                    raise RuntimeError("stopped while waiting for another libvirt lab")
+                elif self.stop_event is None:
+                    time.sleep(1.0)
         os.ftruncate(self._lock_fd, 0)
         os.pwrite(self._lock_fd, ("%s (pid %d)\n" % (self.state_dir, os.getpid())).encode(), 0)
 
