@@ -15,6 +15,12 @@ if COLLECTIONS not in sys.path:
     sys.path.insert(0, COLLECTIONS)
 os.environ.setdefault("ANSIBLE_COLLECTIONS_PATH", COLLECTIONS)
 
+# Ansible's collection loader, installed before anything imports ``ansible_collections``,
+# so that plugin loading (inventory, doc fragments) and plain imports share one copy.
+from ansible.plugins.loader import init_plugin_loader  # noqa: E402
+
+init_plugin_loader([COLLECTIONS])
+
 import pytest  # noqa: E402
 
 
