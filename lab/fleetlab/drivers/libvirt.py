@@ -121,21 +121,14 @@ class LibvirtDriver(Driver):
         os.replace(tmp, self._status_path)
 
     def _bring_up(self):
-        from ..vm.lab import VMLab
         try:
-            self.vm = VMLab(self.state_dir, network=self.lease_network, cache_dir=self.cache_dir,
-                            memory_mib=self.memory, vcpus=self.vcpus, accel=self.accel,
-                            loop_wait=self.loop_wait, log=log.info)
-            self.vm.stop_event = self._stop
-            self.vm.on_wait = lambda other: self._status("waiting", other_lab=other)
+            self.vm = self._make_lab()
             self.vm.decide = self._decide
             self.vm.on_report = self._on_report
             self.vm.setup()
             machines = self.pool.machines()[:self.max_vms]
-            for m in machines:
-                if self._stop.is_set():
-                    return
-                vmm = self.vm.add_machine(m["mac"])
+            created = self._create_vms(machines)
+            for m, vmm in zip(machines, created):
                 labels = dict(m["labels"])
                 labels.update({"fleetlab.io/ssh-host": "127.0.0.1",
                                "fleetlab.io/ssh-port": str(vmm.forwarder.port),
@@ -149,13 +142,27 @@ class LibvirtDriver(Driver):
             log.info("libvirt: %d VMs booting (%s)", len(machines), self.vm.domain_type)
         except Exception as exc:  # reported in the status file and the log
             self.error = exc
-            if self._stop.is_set():
-                return
             log.exception("libvirt: lab set-up failed")
             self._status("failed", error=str(exc))
             self.ready.set()
             return
         self._monitor()
+
+    def _make_lab(self):
+        from ..vm.lab import VMLab
+
+        return VMLab(self.state_dir, network=self.lease_network, cache_dir=self.cache_dir,
+                     memory_mib=self.memory, vcpus=self.vcpus, accel=self.accel, loop_wait=self.loop_wait,
+                     log=log.info)
+
+    def _create_vms(self, machines):
+        """One blank VM per pool machine (its MAC); returns the VMLab machines in the same order."""
+        out = []
+        for m in machines:
+            if self._stop.is_set():
+                raise RuntimeError("stopped while creating VMs")
+            out.append(self.vm.add_machine(m["mac"]))
+        return out
 
     def _monitor(self):
         """Heartbeat: provisioned machines whose SSH answers are 'alive'."""
@@ -176,8 +183,6 @@ class LibvirtDriver(Driver):
             self.vm.close()
         from ..vm import lab as vmlab
         vmlab.teardown(self.state_dir, log=log.info)
-        if self.vm is not None:
-            self.vm.release()
         self._status("stopped")
 
     # -- boot service callbacks ---------------------------------------------------------------

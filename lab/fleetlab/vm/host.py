@@ -13,8 +13,7 @@ import time
 
 from . import netns as _netns
 
-LIBVIRT_SOCK = "/run/libvirt/libvirt-sock"
-URI = "qemu:///system"
+PRIVATE_BASE = "/run/fleetlab"
 RECORD = "vmlab.json"
 
 
@@ -24,7 +23,7 @@ class HostError(RuntimeError):
 
 def cannot_run_vms():
     """A reason (str) when this machine cannot run lab VMs at all, else None."""
-    for tool in ("qemu-system-x86_64", "libvirtd", "virtlogd", "ip", "dnsmasq"):
+    for tool in ("qemu-system-x86_64", "libvirtd", "virtlogd", "ip", "dnsmasq", "unshare"):
         if not shutil.which(tool):
             return "%s is not installed (see lab/apt-packages.txt)" % tool
     try:
@@ -123,43 +122,88 @@ class Record:
             os.remove(self.path)
 
 
-def start_daemons(record, ns, run_dir, hide_kvm=False):
-    """Start virtlogd and libvirtd (the latter inside namespace ``ns``) unless libvirtd already
-    answers. Returns True when the lab started them (and so must stop them).
+def private_root(lab_id):
+    """Where a lab's own libvirt keeps its runtime, state, cache and configuration (short: the
+    unix socket path must stay under 108 bytes)."""
+    return os.path.join(PRIVATE_BASE, lab_id)
 
-    ``hide_kvm``: libvirtd runs in its own mount namespace where /dev/kvm is /dev/null. Where KVM
-    exists but cannot run guests, libvirt would otherwise re-probe QEMU's KVM capabilities (about a
-    minute under load) at every start instead of using its cache."""
+
+def uri(root):
+    return "qemu:///system?socket=%s" % os.path.join(root, "run", "libvirt-sock")
+
+
+_START = r"""
+set -e
+R="$1"; shift
+mount --bind "$R/run" /run/libvirt
+mount --bind "$R/lib" /var/lib/libvirt
+mount --bind "$CACHE" /var/cache/libvirt
+mount --bind "$R/etc" /etc/libvirt
+if [ "$HIDE_KVM" = 1 ] && [ -e /dev/kvm ]; then
+  # a /dev without kvm: everything else bound from the real one
+  D="$R/dev"; mkdir -p "$D"; mount -t tmpfs -o mode=755 fleetlab-dev "$D"
+  for e in /dev/* /dev/.[!.]*; do
+    [ -e "$e" ] || [ -L "$e" ] || continue
+    n="${e#/dev/}"; [ "$n" = kvm ] && continue
+    if [ "$n" = ptmx ]; then ln -s pts/ptmx "$D/ptmx"   # ptys from the devpts bound below
+    elif [ -L "$e" ]; then cp -a "$e" "$D/$n"
+    elif [ -d "$e" ]; then mkdir "$D/$n" && mount --rbind "$e" "$D/$n"
+    else : > "$D/$n" && mount --bind "$e" "$D/$n"; fi
+  done
+  mount --move "$D" /dev
+fi
+virtlogd -d -p "$R/virtlogd.pid"
+exec libvirtd -d -p "$R/libvirtd.pid"
+"""
+
+
+def start_daemons(record, ns, lab_id, hide_kvm=False, cache_dir="/var/cache/fleetlab"):
+    """Start the lab's own virtlogd and libvirtd inside namespace ``ns``, each lab with a private
+    libvirt: they run in a mount namespace in which /run/libvirt, /var/lib/libvirt and
+    /etc/libvirt are the lab's directories under ``/run/fleetlab/<id>`` (the host's daemon
+    configuration, no domains or networks: never the "default" NAT network) and
+    /var/cache/libvirt is a capabilities cache shared by the labs in ``cache_dir``. Labs therefore never
+    share daemons, networks or domains, and leave the host's libvirt (if any) alone.
+
+    ``hide_kvm``: /dev/kvm is /dev/null in there. Where KVM exists but cannot run guests, libvirt
+    would otherwise probe QEMU's KVM capabilities (about a minute under load) at every start.
+    Returns the libvirt URI."""
+    root = private_root(lab_id)
+    record.set("libvirt_root", root)
+    sock = os.path.join(root, "run", "libvirt-sock")
     pid = record.data.get("libvirtd_pid")
-    if pid and _alive(pid) and "libvirtd" in _cmdline(pid) and _socket_answers(LIBVIRT_SOCK):
-        return True  # started by this lab before (a restarted lab process)
-    if _socket_answers(LIBVIRT_SOCK):
-        record.set("libvirtd_foreign", True)
-        return False
-    # libvirt's package ships a NAT network called "default"; it must never come up here.
-    autostart = "/etc/libvirt/qemu/networks/autostart/default.xml"
-    if os.path.lexists(autostart):
-        os.remove(autostart)
-    os.makedirs(run_dir, exist_ok=True)
-    vl_pidfile = os.path.join(run_dir, "virtlogd.pid")
-    lv_pidfile = os.path.join(run_dir, "libvirtd.pid")
-    if not _socket_answers("/run/libvirt/virtlogd-sock"):
-        subprocess.run(["virtlogd", "-d", "-p", vl_pidfile], check=True)
-        record.set("virtlogd_pid", _wait_pidfile(vl_pidfile, "virtlogd"))
-    cmd = ["libvirtd", "-d", "-p", lv_pidfile]
-    if hide_kvm and os.path.exists("/dev/kvm"):
-        cmd = ["unshare", "--mount", "--propagation", "slave", "sh", "-c",
-               'mount --bind /dev/null /dev/kvm && exec "$@"', "libvirtd"] + cmd
+    if pid and _alive(pid) and "libvirtd" in _cmdline(pid) and _socket_answers(sock):
+        return uri(root)  # started by this lab before (a restarted lab process)
+    for sub in ("run", "lib"):
+        os.makedirs(os.path.join(root, sub), exist_ok=True)
+    # QEMU's capabilities, probed once (~30 s) and kept for every later lab (keyed by hide_kvm)
+    cache = os.path.join(cache_dir, "libvirt-cache-%s" % ("nokvm" if hide_kvm else "kvm"))
+    os.makedirs(cache, exist_ok=True)
+    etc = os.path.join(root, "etc")
+    if not os.path.isdir(etc):
+        # the daemons' configuration and the nwfilters; no domains, networks or pools of the host's
+        os.makedirs(os.path.join(etc, "qemu", "networks", "autostart"))
+        for name in os.listdir("/etc/libvirt"):
+            src = os.path.join("/etc/libvirt", name)
+            if name.endswith(".conf") and os.path.isfile(src):
+                shutil.copy2(src, os.path.join(etc, name))
+        if os.path.isdir("/etc/libvirt/nwfilter"):
+            shutil.copytree("/etc/libvirt/nwfilter", os.path.join(etc, "nwfilter"))
+    for sub in ("qemu", "dnsmasq", "network", "images", "boot"):
+        os.makedirs(os.path.join(root, "lib", sub), exist_ok=True)
+    cmd = ["unshare", "--mount", "--propagation", "slave", "sh", "-c", _START, "fleetlab-libvirt", root]
     if ns:
         cmd = ["ip", "netns", "exec", ns] + cmd
-    subprocess.run(cmd, check=True)
-    record.set("libvirtd_pid", _wait_pidfile(lv_pidfile, "libvirtd"))
+    env = dict(os.environ, HIDE_KVM="1" if hide_kvm else "0", CACHE=cache)
+    subprocess.run(cmd, check=True, env=env)
+    record.set("virtlogd_pid", _wait_pidfile(os.path.join(root, "virtlogd.pid"), "virtlogd"))
+    record.set("libvirtd_pid", _wait_pidfile(os.path.join(root, "libvirtd.pid"), "libvirtd"))
     deadline = time.monotonic() + 30
-    while not _socket_answers(LIBVIRT_SOCK):
+    while not _socket_answers(sock):
         if time.monotonic() > deadline:
-            raise HostError("libvirtd did not answer on %s within 30 s" % LIBVIRT_SOCK)
+            raise HostError("libvirtd did not answer on %s within 30 s" % sock)
         time.sleep(0.1)
-    return True
+    return uri(root)
 
 
 def _wait_pidfile(path, name):

@@ -10,7 +10,6 @@
 Objects are named ``fl<id>`` (network, bridge, namespace) and ``fl<id>-<n>`` (domains), ``<id>``
 being derived from the state directory, so two labs with different state dirs do not collide.
 """
-import fcntl
 import hashlib
 import ipaddress
 import io
@@ -27,7 +26,6 @@ import uuid
 from . import bootsvc, host, images, netns, xmldefs
 
 BOOT_PORT = 80
-MACHINE_LOCK = "/run/fleetlab-libvirt.lock"
 DISK_GIB = 4
 
 
@@ -88,16 +86,14 @@ class VMLab:
         self.key = os.path.join(self.dir, "id_ed25519")
         self.known_hosts = os.path.join(self.dir, "known_hosts")
         self._lock = threading.RLock()
-        self.stop_event = None  # a threading.Event that aborts waiting for another lab
+        self.uri = None
         # callbacks, set by the driver
-        self.on_wait = lambda other: None
         self.decide = lambda mac: "loop"
         self.on_report = lambda mac, event, detail, uptime: None
 
     # -- set-up ------------------------------------------------------------------------------
     def setup(self):
         os.makedirs(self.dir, exist_ok=True)
-        self._hold_machine_lock()
         self.record = host.Record(self.state_dir)
         self.record.set("id", self.id)
         self.record.set("cache_dir", self.cache_dir)
@@ -107,12 +103,12 @@ class VMLab:
         self.domain_type = self._choose_accel()
         self.log("vm: domains run with %s" % ("KVM" if self.domain_type == "kvm" else "TCG (no usable KVM)"))
         host.ensure_netns(self.record, self.ns)
-        started = host.start_daemons(self.record, self.ns, os.path.join(self.dir, "run"),
-                                     hide_kvm=self.domain_type != "kvm")
-        self.log("vm: libvirtd %s" % ("started in namespace " + self.ns if started else "already running"))
-        self.conn = _libvirt().open(host.URI)
+        self.uri = host.start_daemons(self.record, self.ns, self.id, hide_kvm=self.domain_type != "kvm",
+                                      cache_dir=self.cache_dir)
+        self.log("vm: libvirtd started in namespace %s (%s)" % (self.ns, self.uri))
+        self.conn = _libvirt().open(self.uri)
         # the network (and so the boot service) lives where libvirtd runs
-        boot_ns = self.ns if started else None
+        boot_ns = self.ns
         self._ensure_keys()
         self._define_network()
         self.boot = bootsvc.BootService(
@@ -122,30 +118,6 @@ class VMLab:
         self.boot.start()
         self.boot_ns = boot_ns
         self.log("vm: boot service on %s (namespace %s)" % (self.boot.base, boot_ns or "host"))
-
-    def _hold_machine_lock(self):
-        """One libvirt lab per host at a time (they would share libvirtd and two cores): wait for
-        the lock, hold it while the lab lives; the kernel drops it when this process dies."""
-        self._lock_fd = os.open(MACHINE_LOCK, os.O_RDWR | os.O_CREAT, 0o644)
-        waiting = False
-        while True:
-            try:
-                fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if not waiting:
-                    other = os.pread(self._lock_fd, 4096, 0).decode(errors="replace").strip()
-                    self.log("vm: waiting for the libvirt lab %s to stop" % (other or "of another process"))
-                    self.on_wait(other)
-                    waiting = True
-                if self.stop_event is not None and self.stop_event.wait(1.0):
-                    os.close(self._lock_fd)
-                    self._lock_fd = None
-                    raise RuntimeError("stopped while waiting for another libvirt lab")
-                elif self.stop_event is None:
-                    time.sleep(1.0)
-        os.ftruncate(self._lock_fd, 0)
-        os.pwrite(self._lock_fd, ("%s (pid %d)\n" % (self.state_dir, os.getpid())).encode(), 0)
 
     def _choose_accel(self):
         if self.accel in ("kvm", "qemu"):
@@ -284,8 +256,9 @@ class VMLab:
         dom = self.conn.lookupByName(m.name)
         if dom.isActive():
             dom.destroy()
-        os.remove(m.disk)
-        subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", m.disk, "%dG" % DISK_GIB], check=True)
+        disk = _disk_of(dom) or m.disk
+        os.remove(disk)
+        subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", disk, "%dG" % DISK_GIB], check=True)
         dom.create()
 
     def prepare_install(self, mac, hostname, keys, address=None, users=()):
@@ -440,13 +413,6 @@ class VMLab:
             return None, (exc.stdout or b"").decode(errors="replace"), "Command Timed out"
         return p.returncode, p.stdout.decode(errors="replace"), p.stderr.decode(errors="replace")
 
-    def release(self):
-        """Let the next libvirt lab on this host start (after :func:`teardown`)."""
-        fd = getattr(self, "_lock_fd", None)
-        if fd is not None:
-            os.close(fd)
-            self._lock_fd = None
-
     def close(self):
         if self.boot:
             self.boot.stop()
@@ -461,6 +427,17 @@ class VMLab:
             self.conn = None
 
 
+def _disk_of(dom):
+    """Path of the domain's first file-backed disk."""
+    import xml.etree.ElementTree as ET
+
+    for disk in ET.fromstring(dom.XMLDesc()).findall("./devices/disk"):
+        src = disk.find("source")
+        if disk.get("device") == "disk" and src is not None and src.get("file"):
+            return src.get("file")
+    return None
+
+
 def teardown(state_dir, log=print):
     """Remove everything the lab's record lists: domains, their disks, the network, the daemons the
     lab started and the namespace. Safe to call twice and after the lab process died."""
@@ -469,10 +446,17 @@ def teardown(state_dir, log=print):
     if not data:
         return False
     removed = []
-    if host._socket_answers(host.LIBVIRT_SOCK):
+    root = data.get("libvirt_root")
+    sock = os.path.join(root, "run", "libvirt-sock") if root else None
+    alive = bool(sock) and host._socket_answers(sock)
+    if data.get("vagrant") and alive:
+        from . import vagrantenv
+
+        vagrantenv.destroy(data["vagrant"], host.uri(root), log=log)
+    if alive:
         libvirt = _libvirt()
         try:
-            conn = libvirt.open(host.URI)
+            conn = libvirt.open(host.uri(root))
         except libvirt.libvirtError:
             conn = None
         if conn is not None:
@@ -492,6 +476,17 @@ def teardown(state_dir, log=print):
                 w.start()
             for w in workers:
                 w.join()
+            for name in data.get("pools", []):
+                try:
+                    pool = conn.storagePoolLookupByName(name)
+                    for vol in pool.listAllVolumes():
+                        vol.delete()
+                    if pool.isActive():
+                        pool.destroy()
+                    pool.undefine()
+                    removed.append("pool " + name)
+                except libvirt.libvirtError:
+                    pass
             if data.get("network"):
                 try:
                     net = conn.networkLookupByName(data["network"])
@@ -503,6 +498,9 @@ def teardown(state_dir, log=print):
                     pass
             conn.close()
     host.stop_daemons(record)
+    if root and os.path.isdir(root):
+        # the private libvirt's mounts lived only in its own mount namespace: plain files now
+        shutil.rmtree(root, ignore_errors=True)
     if data.get("netns"):
         netns.delete(data["netns"])
         removed.append("netns " + data["netns"])
@@ -512,6 +510,11 @@ def teardown(state_dir, log=print):
         p = os.path.join(vmdir, name + ".qcow2")
         if os.path.exists(p):
             os.remove(p)
+    for path in data.get("files", []):
+        if os.path.isdir(path):
+            shutil.rmtree(path, ignore_errors=True)
+        elif os.path.lexists(path):
+            os.remove(path)
     record.remove()
     if log:
         log("vm: removed %s" % (", ".join(removed) or "nothing"))
