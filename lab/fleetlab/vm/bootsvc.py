@@ -115,7 +115,7 @@ class _Handler(BaseHTTPRequestHandler):
                     return self._reply(404, "no files for %s\n" % mac)
                 return self._reply(200, data, "application/x-tar")
             if url.path == "/report":
-                answer = q.get("event", "")
+                answer = q.get("event", "") + (" " + q["detail"] if q.get("detail") else "")
                 svc.report(mac, q.get("event", ""), q.get("detail", ""), q.get("uptime"))
                 return self._reply(200, "ok\n")
             answer = "404"

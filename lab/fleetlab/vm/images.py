@@ -49,7 +49,8 @@ PACKAGES = [
 
 # Initramfs modules (dependencies are added from modules.dep; the init retries until all load,
 # since the crypto providers are not in modules.dep).
-INITRAMFS_MODULES = ["crc32c_generic", "crct10dif_generic", "crc64_rocksoft_generic", "virtio_pci", "virtio_net", "virtio_blk", "virtio_scsi", "sd_mod", "ext4"]
+INITRAMFS_MODULES = ["crc32c_generic", "crct10dif_generic", "crc64_rocksoft_generic", "virtio_pci", "virtio_net", "virtio_blk", "virtio_scsi", "sd_mod", "ext4",
+                     "sym53c8xx"]  # the LSI SCSI HBA libvirt picks when no controller model is given
 
 # Kernel module trees a VM never needs (keeps the image small).
 PRUNE_MODULES = [

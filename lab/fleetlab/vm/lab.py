@@ -510,6 +510,13 @@ def teardown(state_dir, log=print):
         p = os.path.join(vmdir, name + ".qcow2")
         if os.path.exists(p):
             os.remove(p)
+    for path in data.get("consoles", []):
+        # console logs outside the state dir (vagrant): moved into it, in place of their links
+        if os.path.exists(path):
+            dest = os.path.join(os.path.abspath(state_dir), "vm", os.path.basename(path))
+            if os.path.lexists(dest):
+                os.remove(dest)
+            shutil.move(path, dest)
     for path in data.get("files", []):
         if os.path.isdir(path):
             shutil.rmtree(path, ignore_errors=True)
