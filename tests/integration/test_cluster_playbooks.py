@@ -72,10 +72,25 @@ def test_create_and_delete_cluster_lease_phases(lab, tmp_path, provider):
     assert sum("kube_control_plane" in g for g in groups.values()) == 1
     assert sum("kube_node" in g for g in groups.values()) == 2
 
-    # leasing again changes nothing
-    proc, data = _run("create-cluster.yml", vars_file, lab, "--tags", "lease")
+    # leasing again changes nothing; machines behind port forwards are reached through the SSH map
+    ssh_map = tmp_path / "ssh.json"
+    ssh_map.write_text(json.dumps({"key": "/nonexistent/id", "known_hosts": "/nonexistent/known_hosts", "machines": {
+        m["mac"]: {"name": "vm-%d" % i, "ssh_host": "127.0.0.1", "ssh_port": 2200 + i} for i, m in enumerate(leased)}}))
+    proc, data = _run("create-cluster.yml", vars_file, lab, "--tags", "lease", "-e", "cluster_ssh_map_file=%s" % ssh_map)
     assert proc.returncode == 0, proc.stdout[-4000:]
     assert not any(r.get("changed") for r in _task(data, "Lease the machines of"))
+    host_vars = {item["add_host"]["host_name"]: item["add_host"]["host_vars"]
+                 for r in _task(data, "Add to the inventory") for item in r["results"]}
+    ports = {m["mac"]: 2200 + i for i, m in enumerate(leased)}
+    for m in leased:
+        hv = host_vars[m.get("hostname") or m["name"]]
+        assert (hv["ansible_host"], int(hv["ansible_port"])) == ("127.0.0.1", ports[m["mac"]])
+        assert hv["machine_address"] == m["address"] and hv["ansible_connection"] == "ssh"
+        assert "-o UserKnownHostsFile=/nonexistent/known_hosts -o HostKeyAlias=vm-" in hv["ansible_ssh_common_args"]
+    # a map without these machines is an error, never a silent fall-back to the raw address
+    ssh_map.write_text(json.dumps({"key": "/nonexistent/id", "machines": {}}))
+    proc, data = _run("create-cluster.yml", vars_file, lab, "--tags", "lease", "-e", "cluster_ssh_map_file=%s" % ssh_map)
+    assert proc.returncode != 0 and "has no SSH endpoint" in proc.stdout
 
     proc, data = _run("delete-cluster.yml", vars_file, lab, "--skip-tags", "reset",
                       "-e", "cluster_wipe_timeout=120")
