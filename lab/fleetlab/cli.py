@@ -168,6 +168,7 @@ def cmd_down(args):
     pid = _pid(state)
     if pid is None or not _alive(pid):
         print("fleetlab is not running (state %s)" % state)
+        _teardown_vms(state)
         return 0
     os.kill(pid, signal.SIGTERM)
     deadline = time.time() + args.timeout
@@ -180,8 +181,18 @@ def cmd_down(args):
             os.remove(os.path.join(state, name))
         except FileNotFoundError:
             pass
+    _teardown_vms(state)
     print("fleetlab stopped (pid %d)" % pid)
     return 0
+
+
+def _teardown_vms(state):
+    """A VM lab leaves a record of what it created; remove what is left of it (after a
+    crash the lab process could not do it itself). Sim labs have no record."""
+    if os.path.exists(os.path.join(state, "vmlab.json")):
+        from .vm.lab import teardown
+        if teardown(state):
+            print("fleetlab: VM lab torn down (state %s)" % state)
 
 
 def cmd_status(args):
