@@ -18,6 +18,23 @@ step "pytest (unit, integration, lab)"
 # exit code 5 (no tests collected) is a failure too
 python -m pytest ${PYTEST_ARGS:-} tests
 
+# The whole journey on lab VMs (create, converge, idempotence, --check, testinfra verify, destroy).
+# FLEET_MOLECULE: "auto" (default) runs the metal-api scenario where the libvirt lab can run;
+# "all" adds the plunder scenario (default); "0" skips molecule.
+FLEET_MOLECULE="${FLEET_MOLECULE:-auto}"
+if [ "$FLEET_MOLECULE" != 0 ]; then
+  if [ -x /usr/sbin/libvirtd ] && [ -x /usr/bin/qemu-system-x86_64 ]; then
+    step "molecule test -s metal (libvirt lab)"
+    molecule test -s metal
+    if [ "$FLEET_MOLECULE" = all ]; then
+      step "molecule test -s default (libvirt lab)"
+      molecule test -s default
+    fi
+  else
+    echo "molecule: skipped, this machine has no libvirtd/qemu-system-x86_64 (see docs/kubernetes.md)"
+  fi
+fi
+
 step "ansible-test sanity"
 bash scripts/sanity.sh
 
