@@ -1,10 +1,94 @@
 #!/usr/bin/env bash
-# The main job: set-up from nothing, start the lab, run playbooks/create-cluster.yml against it.
+# The main job, from nothing: set-up (apt-get + .venv), the libvirt lab (VMs that PXE-boot in a
+# reboot loop), then playbooks/create-cluster.yml against it. Safe to run twice: a running lab is
+# reused and a second create-cluster.yml run changes nothing.
+#
+#   FLEET_PROVIDER=metal|plunder   which face of the lab the collection talks to (default: metal)
+#   FLEET_WORKERS=N                worker count (default 1; one control plane)
+#   FLEET_LAB_STATE=DIR            lab state directory (default: .lab/cluster)
+#
+# Afterwards: .lab/cluster/demo.kubeconfig, `bash scripts/lab-cluster.sh delete` gives the machines
+# back wiped and stops the lab.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 bash scripts/setup.sh
-if [ ! -f playbooks/create-cluster.yml ]; then
-  echo "lab-cluster: playbooks/create-cluster.yml does not exist yet; nothing to run." >&2
+export PATH="$ROOT/.venv/bin:$PATH"
+mkdir -p build/collections/ansible_collections/baremetal
+ln -sfn "$ROOT" build/collections/ansible_collections/baremetal/fleet
+export ANSIBLE_COLLECTIONS_PATH="$ROOT/build/collections:$(python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
+
+PROVIDER="${FLEET_PROVIDER:-metal}"
+WORKERS="${FLEET_WORKERS:-1}"
+STATE="$(realpath -m "${FLEET_LAB_STATE:-.lab/cluster}")"
+ARTIFACTS="$STATE/artifacts"
+VARS="$STATE/demo.yml"
+mkdir -p "$STATE"
+
+if [ "${1:-}" = delete ]; then
+  eval "$(fleetlab env --state "$STATE")"
+  ansible-playbook playbooks/delete-cluster.yml -e cluster_vars_file="$VARS"
+  fleetlab down --state "$STATE"
+  exit 0
+fi
+
+if [ ! -x /usr/sbin/libvirtd ] || [ ! -x /usr/bin/qemu-system-x86_64 ]; then
+  echo "lab-cluster: this machine has no libvirtd/qemu (lab/apt-packages.txt); cannot run VMs" >&2
   exit 2
 fi
+
+# The lab's machines cannot download: kubeadm/kubelet/kubectl come from an artifacts directory, as on
+# an air-gapped site. Here they are the lab's kubeadm test double (docs/kubernetes.md), packaged as .debs,
+# with the Debian packages it needs.
+if [ ! -f "$ARTIFACTS/.complete" ]; then
+  rm -rf "$ARTIFACTS"
+  python -m fleetlab.kubeadm_double build-debs --out "$ARTIFACTS"
+  (cd "$ARTIFACTS" && apt-get download python3-yaml libyaml-0-2 python3-cryptography python3-cffi-backend)
+  touch "$ARTIFACTS/.complete"
+fi
+
+machines=$((1 + WORKERS))
+if ! fleetlab status --state "$STATE" --limit 0 >/dev/null 2>&1; then
+  echo "lab-cluster: starting the libvirt lab with $machines VMs (state $STATE)"
+  fleetlab up --driver libvirt --machines "$machines" --state "$STATE" --timeout 900
+fi
+eval "$(fleetlab env --state "$STATE")"
+
+echo "lab-cluster: waiting until every VM loops, unleased or leased"
+for _ in $(seq 1 180); do
+  seen=$(fleetlab status --state "$STATE" --json | python -c \
+    'import json,sys; print(sum(1 for m in json.load(sys.stdin)["machines"] if m["last_seen"] or m["lease_name"]))')
+  [ "$seen" -ge "$machines" ] && break
+  sleep 5
+done
+
+cat > "$VARS" <<VARS
+---
+cluster_name: demo
+cluster_provider: $PROVIDER
+cluster_control_plane_count: 1
+cluster_worker_count: $WORKERS
+cluster_control_plane_addresses: []
+cluster_worker_addresses: []
+cluster_address_range: 10.77.9.10-10.77.9.60
+cluster_image: $( [ "$PROVIDER" = metal ] && echo debian-12 || echo preseed )
+cluster_metal_project: "$( [ "$PROVIDER" = metal ] && echo 00000000-0000-0000-0000-000000000001 )"
+cluster_ssh_user: root
+cluster_ssh_map_file: $STATE/vm/ssh.json
+cluster_provision_timeout: 1800
+cluster_poll_interval: 10
+# the API endpoint lives inside the lab's network namespace: verify from the control plane
+cluster_verify_from: control_plane
+cluster_verify_timeout: 900
+kubernetes_version: "1.31.4"
+kubernetes_artifacts_dir: $ARTIFACTS
+kubernetes_pod_subnet: 10.244.0.0/16
+# lab VMs have one vCPU and 512 MiB: downgrade exactly these two checks
+kubeadm_ignore_preflight_errors: [NumCPU, Mem]
+cni_plugin: flannel
+cni_manifest_file: $ROOT/molecule/shared/files/flannel-lab.yml
+VARS
+
+ansible-playbook playbooks/create-cluster.yml -e cluster_vars_file="$VARS"
+echo "lab-cluster: done. kubeconfig: $STATE/demo.kubeconfig (API inside the lab's namespace);"
+echo "  machines: fleetlab status --state $STATE; give them back: bash scripts/lab-cluster.sh delete"

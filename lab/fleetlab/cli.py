@@ -213,7 +213,7 @@ def cmd_status(args):
         print(json.dumps({"up": up, "info": {k: v for k, v in (info or {}).items() if k != "hmac_keys"},
                           "states": counts,
                           "machines": [{k: m[k] for k in ("id", "mac", "vendor", "size", "partition", "rack",
-                                                          "state", "lease_name", "hostname", "address")}
+                                                          "state", "lease_name", "hostname", "address", "last_seen")}
                                        for m in rows]}, indent=2))
         return 0 if up else 1
     if up:
