@@ -44,4 +44,8 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   .venv/bin/pip install -q -e ".[$extras]"
   echo "$want" > "$stamp"
 fi
+# The collection, found from the checkout itself (no Galaxy server needed):
+# ANSIBLE_COLLECTIONS_PATH=<checkout>/build/collections
+mkdir -p build/collections/ansible_collections/baremetal
+ln -sfn "$ROOT" build/collections/ansible_collections/baremetal/fleet
 echo "setup: ready ($(.venv/bin/ansible --version | head -1))"
