@@ -270,6 +270,8 @@ def main(argv=None):
     if args.command == "serve":
         from .server import serve
         return serve(args)
+    # `fleetlab status | head` closing the pipe is not an error
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     return {"up": cmd_up, "down": cmd_down, "status": cmd_status, "env": cmd_env}[args.command](args)
 
 
