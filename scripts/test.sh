@@ -5,11 +5,7 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 bash scripts/setup.sh
-export PATH="$ROOT/.venv/bin:$PATH"
-# The collection is found from the checkout itself (no Galaxy server needed).
-mkdir -p build/collections/ansible_collections/baremetal
-ln -sfn "$ROOT" build/collections/ansible_collections/baremetal/fleet
-export ANSIBLE_COLLECTIONS_PATH="$ROOT/build/collections:$(python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
+. scripts/env.sh
 
 step() { printf '\n==== %s ====\n' "$*"; }
 started=$(date +%s)
