@@ -9,6 +9,8 @@ import subprocess
 import sys
 import time
 
+from .util import pid_alive
+
 DEFAULT_STATE = os.environ.get("FLEETLAB_STATE", ".lab")
 
 
@@ -74,16 +76,6 @@ def _info(state):
         return None
 
 
-def _alive(pid):
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def _pid(state):
     try:
         with open(os.path.join(state, "fleetlab.pid"), encoding="utf-8") as fh:
@@ -103,7 +95,7 @@ def _port_open(host, port):
 def is_up(state):
     info = _info(state)
     pid = _pid(state)
-    if not info or not pid or not _alive(pid) or info.get("pid") != pid:
+    if not info or not pid or not pid_alive(pid) or info.get("pid") != pid:
         return False, info
     return _port_open(info["bind"], info["plunder_port"]) and _port_open(info["bind"], info["metal_port"]), info
 
@@ -166,15 +158,15 @@ def _tail(path, lines=30):
 def cmd_down(args):
     state = os.path.abspath(args.state)
     pid = _pid(state)
-    if pid is None or not _alive(pid):
+    if pid is None or not pid_alive(pid):
         print("fleetlab is not running (state %s)" % state)
         _teardown_vms(state)
         return 0
     os.kill(pid, signal.SIGTERM)
     deadline = time.time() + args.timeout
-    while time.time() < deadline and _alive(pid):
+    while time.time() < deadline and pid_alive(pid):
         time.sleep(0.1)
-    if _alive(pid):
+    if pid_alive(pid):
         os.kill(pid, signal.SIGKILL)
     for name in ("plunderclient.yaml", "metal.env", "lab.json", "fleetlab.pid"):
         try:

@@ -2,6 +2,7 @@
 
 import datetime
 import json
+import os
 import time
 
 MAX_BODY = 1024 * 1024  # bytes; larger request bodies are refused
@@ -65,3 +66,20 @@ def read_body(request, limit=MAX_BODY):
     if len(data) > limit:
         raise BodyTooLarge()
     return data
+
+
+def pid_alive(pid):
+    """Whether a process runs: a zombie (nothing reaps it where PID 1 is not an init) counts as gone."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            if f.read().split(")")[-1].split()[0] == "Z":
+                return False
+    except OSError:
+        return False
+    return True

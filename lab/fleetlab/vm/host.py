@@ -12,6 +12,7 @@ import subprocess
 import time
 
 from . import netns as _netns
+from ..util import pid_alive
 
 PRIVATE_BASE = "/run/fleetlab"
 RECORD = "vmlab.json"
@@ -33,22 +34,6 @@ def cannot_run_vms():
     if os.geteuid() != 0:
         return "the libvirt lab needs root (network namespaces, libvirtd)"
     return None
-
-
-def _alive(pid):
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        with open("/proc/%d/stat" % pid) as f:
-            if f.read().split(")")[-1].split()[0] == "Z":
-                return False
-    except OSError:
-        return False
-    return True
 
 
 def _cmdline(pid):
@@ -81,13 +66,13 @@ def _read_pid(path):
 
 def kill_pid(pid, name, timeout=10.0):
     """Stop process ``pid`` only if it still is the ``name`` we started."""
-    if not pid or not _alive(pid) or name not in _cmdline(pid):
+    if not pid or not pid_alive(pid) or name not in _cmdline(pid):
         return
     os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and _alive(pid):
+    while time.monotonic() < deadline and pid_alive(pid):
         time.sleep(0.1)
-    if _alive(pid):
+    if pid_alive(pid):
         os.kill(pid, signal.SIGKILL)
 
 
@@ -172,7 +157,7 @@ def start_daemons(record, ns, lab_id, hide_kvm=False, cache_dir="/var/cache/flee
     record.set("libvirt_root", root)
     sock = os.path.join(root, "run", "libvirt-sock")
     pid = record.data.get("libvirtd_pid")
-    if pid and _alive(pid) and "libvirtd" in _cmdline(pid) and _socket_answers(sock):
+    if pid and pid_alive(pid) and "libvirtd" in _cmdline(pid) and _socket_answers(sock):
         return uri(root)  # started by this lab before (a restarted lab process)
     for sub in ("run", "lib"):
         os.makedirs(os.path.join(root, sub), exist_ok=True)
@@ -210,7 +195,7 @@ def _wait_pidfile(path, name):
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline:
         pid = _read_pid(path)
-        if pid and _alive(pid):
+        if pid and pid_alive(pid):
             return pid
         time.sleep(0.05)
     raise HostError("%s did not start (no pid in %s)" % (name, path))
