@@ -1,6 +1,7 @@
 """The plunder face over real HTTPS sockets: discovery, envelope, unleased, deployments, parlay."""
 import datetime
 import json
+import sqlite3
 import ssl
 import time
 import urllib.error
@@ -32,6 +33,15 @@ def _wait(predicate, timeout=15.0, step=0.1):
             return value
         time.sleep(step)
     raise AssertionError("condition not reached within %ss" % timeout)
+
+
+def _lease_of(lab, mac):
+    conn = sqlite3.connect("file:%s?mode=ro" % lab.pool_path, uri=True, timeout=30)
+    try:
+        (raw,) = conn.execute("SELECT lease FROM machines WHERE mac = ?", (mac,)).fetchone()
+    finally:
+        conn.close()
+    return json.loads(raw)
 
 
 def _parlay(name, ip, actions):
@@ -218,6 +228,8 @@ def test_boot_configs_and_global(fresh_lab, plunder):
                                                 "config": {"address": "10.77.3.1", "hostname": "h"}}) == {}
     cfg = plunder.call("GET", "/deployment/" + mac.replace(":", "-"))["payload"]
     assert cfg["config"]["username"] == "ops" and cfg["config"]["sshkey"] == key
+    # the lease handed to the lab's driver carries the effective key too (VMs install it)
+    assert _lease_of(fresh_lab, mac)["sshkey"] == key
     assert cfg["bootConfig"]["cmdline"] == "console=ttyS0"
     assert plunder.call("DELETE", "/config/boot/nosuch")["error"] == "Unable to find boot configuration nosuch"
     assert plunder.call("DELETE", "/config/boot/ubuntu-lab") == {}
