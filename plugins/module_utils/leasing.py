@@ -187,7 +187,9 @@ class LeasePlanner:
         if not pool.filter_machines([machine], member.selectors):
             return False
         if self.spread_by and not member.mac and not member.machine_id:
-            if getattr(machine, self.spread_by) in self.spread_used:
+            value = getattr(machine, self.spread_by)
+            # a machine whose rack (...) is unknown cannot prove it is apart from the others
+            if not value or value in self.spread_used:
                 return False
         return True
 

@@ -104,3 +104,36 @@ def test_create_and_delete_cluster_lease_phases(lab, tmp_path, provider):
     changed = [t["task"]["name"] for p in data["plays"] for t in p["tasks"]
                if any(h.get("changed") for h in t["hosts"].values())]
     assert changed == []
+
+
+def test_plunder_control_planes_spread_over_racks_from_the_vars_file(fresh_lab, tmp_path):
+    """plunder knows only MACs: cluster_hardware says where each machine is, and three control
+    planes land in three racks even when the pool's first machines share one."""
+    import sqlite3
+    conn = sqlite3.connect("file:%s?mode=ro" % fresh_lab.pool_path, uri=True, timeout=30)
+    try:
+        macs = [r[0] for r in conn.execute("SELECT mac FROM machines WHERE lease_name IS NULL ORDER BY mac LIMIT 5")]
+    finally:
+        conn.close()
+    racks = ["r1", "r1", "r1", "r2", "r3"]
+    cluster = {
+        "cluster_name": "spread", "cluster_provider": "plunder",
+        "cluster_control_plane_count": 3, "cluster_worker_count": 0,
+        "cluster_address_range": "10.79.0.10-10.79.0.20", "control_plane_vip_address": "10.79.0.5",
+        "cluster_image": "preseed", "cluster_poll_interval": 0.3, "cluster_provision_timeout": 120,
+        "cluster_hardware": {mac: {"rack": rack} for mac, rack in zip(macs, racks)},
+        "kubernetes_version": "1.31.4",
+    }
+    vars_file = tmp_path / "cluster.yml"
+    vars_file.write_text(yaml.safe_dump(cluster))
+    proc, data = _run("create-cluster.yml", vars_file, fresh_lab, "--tags", "lease")
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
+    leased = [m for r in _task(data, "Lease the machines of") for m in r.get("machines", [])]
+    rack_of = dict(zip(macs, racks))
+    assert sorted(rack_of.get(m["mac"]) for m in leased) == ["r1", "r2", "r3"]
+
+    # without the map plunder cannot spread, and says so instead of guessing
+    cluster.update(cluster_name="nospread", cluster_hardware={})
+    vars_file.write_text(yaml.safe_dump(cluster))
+    proc, data = _run("create-cluster.yml", vars_file, fresh_lab, "--tags", "lease")
+    assert proc.returncode != 0 and "rack" in proc.stdout

@@ -58,6 +58,17 @@ def test_spread_by_rack_picks_distinct_racks():
     assert len(set(m.rack for m in picked)) == 3 and all(m.size == "small" for m in picked)
 
 
+def test_spread_never_picks_a_machine_whose_rack_is_unknown():
+    pool = _pool()
+    for machine in pool[:6]:
+        machine.rack = ""
+    planner = leasing.LeasePlanner(pool, spread_by="rack", rng=random.Random(2))
+    members = leasing.wanted_members({"name": "cp", "count": 3})
+    planner.check_feasible(members, "cp")
+    picked = [planner.pick(m) for m in members]
+    assert sorted(m.rack for m in picked) == ["r0", "r1", "r2"]
+
+
 def test_spread_by_rack_fails_clearly_when_racks_run_out():
     planner = leasing.LeasePlanner(_pool(), spread_by="rack", taken_values={"r0"})
     with pytest.raises(PoolConflict) as err:
