@@ -1,4 +1,5 @@
-"""``fleetlab`` command: serve (foreground), up / down / status / env (background daemon)."""
+"""``fleetlab`` command: serve (foreground), up / down / status / env (background daemon),
+prune-images (the libvirt driver's image cache)."""
 
 import argparse
 import json
@@ -65,6 +66,11 @@ def build_parser():
     p.add_argument("--json", action="store_true", help="machine readable")
     p = sub.add_parser("env", help="print the client environment (export lines)")
     p.add_argument("--state", default=DEFAULT_STATE)
+    p = sub.add_parser("prune-images",
+                       help="remove cached VM images of old recipes (the current one always stays)")
+    p.add_argument("--cache", default=None, help="image cache (default: $FLEETLAB_CACHE or /var/cache/fleetlab)")
+    p.add_argument("--older-than", type=float, default=0, metavar="HOURS",
+                   help="only entries no lab started from for this long (default: 0, every old entry)")
     return parser
 
 
@@ -257,6 +263,16 @@ def cmd_env(args):
     return 0
 
 
+def cmd_prune_images(args):
+    from .vm import images
+    removed = images.prune(args.cache or images.DEFAULT_CACHE, older_than=args.older_than * 3600, log=None)
+    for name in removed:
+        print("removed %s" % name)
+    if not removed:
+        print("nothing to remove")
+    return 0
+
+
 def main(argv=None):
     args = build_parser().parse_args(argv)
     if args.command == "serve":
@@ -264,7 +280,8 @@ def main(argv=None):
         return serve(args)
     # `fleetlab status | head` closing the pipe is not an error
     signal.signal(signal.SIGPIPE, signal.SIG_DFL)
-    return {"up": cmd_up, "down": cmd_down, "status": cmd_status, "env": cmd_env}[args.command](args)
+    return {"up": cmd_up, "down": cmd_down, "status": cmd_status, "env": cmd_env,
+            "prune-images": cmd_prune_images}[args.command](args)
 
 
 if __name__ == "__main__":

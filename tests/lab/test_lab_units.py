@@ -177,3 +177,30 @@ def test_example_pool_file_loads():
     assert len(machines) == 6 and machines[0]["vendor"] == "Super Micro Computer, Inc."
     assert machines[-1]["id"] == "00000000-0000-0000-0000-0000000000a1"
     assert {m["labels"]["role"] for m in machines} == {"control-plane", "worker", "storage"}
+
+
+def test_image_cache_prune_keeps_the_current_recipe_and_recent_entries(tmp_path):
+    import os
+    import time
+
+    from fleetlab.cli import main as cli_main
+    from fleetlab.vm import images
+
+    current = [tmp_path / ("rootfs-" + images.rootfs_key()), tmp_path / ("os-" + images.os_key())]
+    old = [tmp_path / "rootfs-0000000000000000", tmp_path / "os-1111111111111111"]
+    recent = tmp_path / "os-2222222222222222"
+    other = tmp_path / "libvirt-cache-nokvm"
+    for path in current + old + [recent, other]:
+        path.mkdir()
+        (path / images.USED_STAMP).touch()
+    day_ago = time.time() - images.PRUNE_AFTER - 60
+    for path in current + old:
+        os.utime(path / images.USED_STAMP, (day_ago, day_ago))
+
+    assert images.prune(str(tmp_path), log=None) == sorted(p.name for p in old)
+    assert all(p.is_dir() for p in current + [recent, other]) and not any(p.exists() for p in old)
+    # the command line prunes every old recipe unless told an age
+    assert cli_main(["prune-images", "--cache", str(tmp_path), "--older-than", "1"]) == 0
+    assert recent.is_dir()
+    assert cli_main(["prune-images", "--cache", str(tmp_path)]) == 0
+    assert not recent.exists() and all(p.is_dir() for p in current + [other])

@@ -436,13 +436,57 @@ def make_stream(disk, map_out, data_out):
     return sum(c for _, c in runs)
 
 
+USED_STAMP = ".used"
+PRUNE_AFTER = 24 * 3600
+
+
+def _mark_used(path):
+    with open(os.path.join(path, USED_STAMP), "w"):
+        pass  # the stamp's mtime is the last time a lab started from this entry
+
+
+def _last_used(path):
+    for probe in (os.path.join(path, USED_STAMP), path):
+        try:
+            return os.stat(probe).st_mtime
+        except OSError:
+            continue
+    return 0.0
+
+
+def prune(cache_dir=DEFAULT_CACHE, older_than=PRUNE_AFTER, log=print):
+    """Remove images and root filesystems of other recipes that no lab started from for
+    ``older_than`` seconds (and build leftovers); the current recipe's entries always stay.
+    Returns the names removed."""
+    keep = {"rootfs-" + rootfs_key(), "os-" + os_key()}
+    now = time.time()
+    removed = []
+    if not os.path.isdir(cache_dir):
+        return removed
+    with _lock(cache_dir):
+        for name in sorted(os.listdir(cache_dir)):
+            path = os.path.join(cache_dir, name)
+            if name in keep or not name.startswith(("rootfs-", "os-")) or not os.path.isdir(path):
+                continue
+            if now - _last_used(path) < older_than:
+                continue
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(name)
+    for name in removed:
+        _log(log, "image cache: removed %s" % name)
+    return removed
+
+
 def build_os(cache_dir=DEFAULT_CACHE, log=print):
-    """Directory with the boot service's artifacts (see module docstring); built when missing."""
+    """Directory with the boot service's artifacts (see module docstring); built when missing.
+    Building a new recipe prunes the entries of old ones unused for a day."""
     final = os.path.join(cache_dir, "os-" + os_key())
     if os.path.exists(os.path.join(final, "manifest.json")):
+        _mark_used(final)
         return final
     with _lock(cache_dir):
         if os.path.exists(os.path.join(final, "manifest.json")):
+            _mark_used(final)
             return final
         t0 = time.monotonic()
         rootfs = build_rootfs(cache_dir, log)
@@ -474,7 +518,9 @@ def build_os(cache_dir=DEFAULT_CACHE, log=print):
         os.rename(work, final)
         _log(log, "image: %s: %d MiB to write, %.0f MiB compressed, built in %.0f s"
              % (os.path.basename(final), blocks, manifest["data_bytes"] / BLOCK, time.monotonic() - t0))
-        return final
+    _mark_used(final)
+    prune(cache_dir, log=log)
+    return final
 
 
 if __name__ == "__main__":
