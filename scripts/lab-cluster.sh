@@ -36,11 +36,10 @@ fi
 
 # The lab's machines cannot download: kubeadm/kubelet/kubectl come from an artifacts directory, as on
 # an air-gapped site. Here they are the lab's kubeadm test double (docs/kubernetes.md), packaged as .debs,
-# with the Debian packages it needs.
+# with the Debian packages it needs (cached by scripts/setup.sh: fleetlab prepare).
 if [ ! -f "$ARTIFACTS/.complete" ]; then
   rm -rf "$ARTIFACTS"
-  python -m fleetlab.kubeadm_double build-debs --out "$ARTIFACTS"
-  (cd "$ARTIFACTS" && apt-get download python3-yaml libyaml-0-2 python3-cryptography python3-cffi-backend)
+  python -m fleetlab.kubeadm_double build-debs --with-debian-deps --out "$ARTIFACTS"
   touch "$ARTIFACTS/.complete"
 fi
 

@@ -48,4 +48,11 @@ fi
 # ANSIBLE_COLLECTIONS_PATH=<checkout>/build/collections
 mkdir -p build/collections/ansible_collections/baremetal
 ln -sfn "$ROOT" build/collections/ansible_collections/baremetal/fleet
+# Everything the libvirt lab downloads, fetched now so that the lab and the tests download nothing:
+# the VM image (debootstrap from the Debian mirror, ~2 min once; cached by recipe in
+# /var/cache/fleetlab) and the Debian packages the kubeadm test double needs on the VMs.
+if [ -x /usr/sbin/libvirtd ] && [ -x /usr/bin/qemu-system-x86_64 ]; then
+  echo "setup: fleetlab prepare (VM image and packages, cached)"
+  .venv/bin/fleetlab prepare
+fi
 echo "setup: ready ($(.venv/bin/ansible --version | head -1))"

@@ -1,5 +1,5 @@
 """``fleetlab`` command: serve (foreground), up / down / status / env (background daemon),
-prune-images (the libvirt driver's image cache)."""
+prepare / prune-images (the libvirt driver's downloads and image cache)."""
 
 import argparse
 import json
@@ -66,6 +66,9 @@ def build_parser():
     p.add_argument("--json", action="store_true", help="machine readable")
     p = sub.add_parser("env", help="print the client environment (export lines)")
     p.add_argument("--state", default=DEFAULT_STATE)
+    p = sub.add_parser("prepare", help="download and build what the libvirt lab needs, once (set-up time)")
+    p.add_argument("--cache", default=None, help="cache (default: $FLEETLAB_CACHE or /var/cache/fleetlab)")
+    p.add_argument("--no-image", action="store_true", help="only the Debian packages, not the VM image")
     p = sub.add_parser("prune-images",
                        help="remove cached VM images of old recipes (the current one always stays)")
     p.add_argument("--cache", default=None, help="image cache (default: $FLEETLAB_CACHE or /var/cache/fleetlab)")
@@ -263,6 +266,17 @@ def cmd_env(args):
     return 0
 
 
+def cmd_prepare(args):
+    from . import debcache
+    from .vm import images
+    cache = args.cache or images.DEFAULT_CACHE
+    for path in debcache.fetch(cache_dir=cache):
+        print("cached %s" % path)
+    if not args.no_image:
+        print("image %s" % images.build_os(cache, log=lambda msg: print(msg, flush=True)))
+    return 0
+
+
 def cmd_prune_images(args):
     from .vm import images
     removed = images.prune(args.cache or images.DEFAULT_CACHE, older_than=args.older_than * 3600, log=None)
@@ -281,7 +295,7 @@ def main(argv=None):
     # `fleetlab status | head` closing the pipe is not an error
     signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     return {"up": cmd_up, "down": cmd_down, "status": cmd_status, "env": cmd_env,
-            "prune-images": cmd_prune_images}[args.command](args)
+            "prepare": cmd_prepare, "prune-images": cmd_prune_images}[args.command](args)
 
 
 if __name__ == "__main__":

@@ -4,7 +4,7 @@ For the lab only: they let the roles' air-gapped install path (``kubernetes_arti
 with .deb files) run unchanged on lab machines that cannot download the real packages.
 Each package says in its description that it is a test double. Needs ``dpkg-deb``.
 
-    python -m fleetlab.kubeadm_double build-debs --out DIR [--version 1.31.4-1.1]
+    python -m fleetlab.kubeadm_double build-debs --out DIR [--version 1.31.4-1.1] [--with-debian-deps]
 """
 import argparse
 import os
@@ -123,7 +123,14 @@ def main(argv, root):
     parser = argparse.ArgumentParser(prog="build-debs")
     parser.add_argument("--out", required=True)
     parser.add_argument("--version")
+    parser.add_argument("--with-debian-deps", action="store_true",
+                        help="also copy the Debian packages the double needs from the lab's cache "
+                             "(filled by `fleetlab prepare`; nothing is downloaded here)")
     args = parser.parse_args(argv)
-    for path in build(args.out, args.version):
+    paths = build(args.out, args.version)
+    if args.with_debian_deps:
+        from .. import debcache
+        paths += debcache.copy_to(args.out)
+    for path in paths:
         print(path)
     return 0

@@ -59,3 +59,21 @@ def test_double_runs_on_the_distribution_python(built, tmp_path, make_node):
     worker.start_kubelet()
     join = worker.kubeadm("join", "127.0.0.1:%d" % port, "--token", token, "--discovery-token-ca-cert-hash", ca_hash)
     assert join.returncode == 0, join.stderr
+
+
+def test_debian_dependencies_come_from_the_cache_never_the_network(tmp_path, monkeypatch):
+    from fleetlab import debcache
+
+    cache = tmp_path / "cache"
+    with pytest.raises(debcache.MissingDebs, match="fleetlab prepare"):
+        debcache.copy_to(str(tmp_path / "out"), cache_dir=str(cache))
+    (cache / "debs").mkdir(parents=True, exist_ok=True)
+    for name in debcache.DOUBLE_DEPENDENCIES:
+        (cache / "debs" / ("%s_1.0_amd64.deb" % name)).write_bytes(b"!<arch>\n")
+
+    def no_network(*args, **kwargs):
+        raise AssertionError("copy_to ran %r" % (args,))
+    monkeypatch.setattr(debcache.subprocess, "run", no_network)
+    copied = debcache.copy_to(str(tmp_path / "out"), cache_dir=str(cache))
+    assert sorted(os.path.basename(p) for p in copied) == sorted(
+        "%s_1.0_amd64.deb" % n for n in debcache.DOUBLE_DEPENDENCIES)
