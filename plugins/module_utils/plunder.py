@@ -519,11 +519,18 @@ class PlunderProvider(_PlunderReader):
                  "commandSudo": "root", "commandPipeCmd": "echo \"b\""},
             ])
             log = self._wait_log(machine.address, self.wipe_timeout) or {}
-            wiped = [e for e in (log.get("entries") or []) if e.get("task") == WIPE_TASKS[1]]
+            entries = log.get("entries") or []
+            wiped = [e for e in entries if e.get("task") == WIPE_TASKS[1]]
             if not wiped or wiped[-1].get("error"):
-                detail = wiped[-1].get("error") if wiped else "no disk-wipe result (log state %s)" % log.get("state")
+                if wiped:
+                    detail = wiped[-1]["error"]
+                elif entries and entries[-1].get("error"):  # parlay stops at the first failed step
+                    detail = "%s: %s" % (entries[-1].get("task"), entries[-1]["error"])
+                else:
+                    detail = "no disk-wipe result (log state %s)" % log.get("state")
                 if not force:
-                    raise PoolError("disk wipe of %s (%s) did not succeed; deployment kept"
+                    raise PoolError("disk wipe of %s (%s) did not succeed; deployment kept (force=true removes it "
+                                    "anyway: check the disk first)"
                                     % (machine.lease_name or machine.mac, machine.address),
                                     machine=machine.mac, server_error=detail)
                 self.client.delete_deployment(mac=machine.mac, address=machine.address)

@@ -188,3 +188,31 @@ def test_plunder_spread_by_rack_needs_and_uses_a_hardware_map(fresh_lab):
     with pytest.raises(PoolError, match="unknown keys colour"):
         leasing.ensure_present(prov, lease_params("plunder", unique("x"), count=1,
                                                   hardware={macs[0]: {"colour": "red"}}))
+
+
+def test_plunder_wipe_that_cannot_run_keeps_the_deployment_unless_forced(tmp_path_factory):
+    """A machine whose SSH does not answer (still installing) cannot be wiped: the lease stays,
+    the error says why; force removes the deployment and reports the machine as not wiped."""
+    from fleetlab.testing import LabServer
+    slow = LabServer(state_dir=str(tmp_path_factory.mktemp("slowlab")), machines=4, install_seconds=600)
+    slow.start()
+    try:
+        prov = provider(slow, "plunder")
+        wait_for(lambda: prov.list_machines(status="unleased"))
+        name = unique("stuck")
+        params = lease_params("plunder", name, count=1)
+        leased = leasing.ensure_present(prov, params)
+        mac = leased["machines"][0]["mac"]
+        prov.wipe_timeout = 30
+        out = provisioning.wipe(prov, {"name": name, "poll_interval": 0.3})
+        assert out["failed_machines"] == ["%s-0" % name]
+        error = out["machines"][0]["error"]
+        assert "did not succeed; deployment kept" in error and "i/o timeout" in error and "force=true" in error
+        assert _members(prov, name) == ["%s-0" % name]
+        forced = provisioning.wipe(prov, {"name": name, "poll_interval": 0.3, "force": True})
+        assert forced["changed"] and _members(prov, name) == []
+        # plunder no longer knows it: no deployment, and it is not looping (its disk was never wiped)
+        assert mac not in [m.mac for m in prov.list_machines(status="unleased")]
+        assert "released WITHOUT wiping" in forced["machines"][0]["detail"]
+    finally:
+        slow.stop()
