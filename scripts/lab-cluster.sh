@@ -46,7 +46,7 @@ fi
 machines=$((1 + WORKERS))
 if ! fleetlab status --state "$STATE" --limit 0 >/dev/null 2>&1; then
   echo "lab-cluster: starting the libvirt lab with $machines VMs (state $STATE)"
-  fleetlab up --driver libvirt --machines "$machines" --state "$STATE" --timeout 900
+  fleetlab up --driver libvirt --driver-opt memory=2048 --machines "$machines" --state "$STATE" --timeout 900
 fi
 eval "$(fleetlab env --state "$STATE")"
 
@@ -79,8 +79,8 @@ cluster_verify_timeout: 900
 kubernetes_version: "1.31.4"
 kubernetes_artifacts_dir: $ARTIFACTS
 kubernetes_pod_subnet: 10.244.0.0/16
-# lab VMs have one vCPU and 512 MiB: downgrade exactly these two checks
-kubeadm_ignore_preflight_errors: [NumCPU, Mem]
+# lab VMs have one vCPU: downgrade exactly that check
+kubeadm_ignore_preflight_errors: [NumCPU]
 cni_plugin: flannel
 cni_manifest_file: $ROOT/molecule/shared/files/flannel-lab.yml
 VARS

@@ -14,18 +14,23 @@ step "pytest (unit, integration, lab)"
 # exit code 5 (no tests collected) is a failure too
 python -m pytest ${PYTEST_ARGS:-} tests
 
-# The whole journey on lab VMs (create, converge, idempotence, --check, testinfra verify, destroy).
-# FLEET_MOLECULE: "auto" (default) runs the metal-api scenario where the libvirt lab can run;
-# "all" adds the plunder scenario (default); "0" skips molecule.
+# The whole journey on lab VMs (create, converge, idempotence, --check, testinfra verify, destroy),
+# once per provider: plunder (the "default" scenario) and metal-api. FLEET_MOLECULE: "auto" (default)
+# runs both where the libvirt lab can run; "metal" or "default" runs one; "0" skips molecule.
 FLEET_MOLECULE="${FLEET_MOLECULE:-auto}"
-if [ "$FLEET_MOLECULE" != 0 ]; then
+case "$FLEET_MOLECULE" in
+  0) scenarios=() ;;
+  auto|all) scenarios=(default metal) ;;
+  *) scenarios=("$FLEET_MOLECULE") ;;
+esac
+if [ "${#scenarios[@]}" -gt 0 ]; then
   if [ -x /usr/sbin/libvirtd ] && [ -x /usr/bin/qemu-system-x86_64 ]; then
-    step "molecule test -s metal (libvirt lab)"
-    molecule test -s metal
-    if [ "$FLEET_MOLECULE" = all ]; then
-      step "molecule test -s default (libvirt lab)"
-      molecule test -s default
-    fi
+    for scenario in "${scenarios[@]}"; do
+      step "molecule test -s $scenario (libvirt lab)"
+      t0=$(date +%s)
+      molecule test -s "$scenario"
+      echo "molecule $scenario: passed in $(( $(date +%s) - t0 ))s"
+    done
   else
     echo "molecule: skipped, this machine has no libvirtd/qemu-system-x86_64 (see docs/kubernetes.md)"
   fi
