@@ -12,6 +12,7 @@ import json
 import os
 import secrets
 import shutil
+import signal
 import socket
 import string
 import subprocess
@@ -156,6 +157,41 @@ def stop_kubelet(node):
     if mode == "systemctl":
         out("[reset] Stopping the kubelet service")
         subprocess.run(["systemctl", "stop", "kubelet"], check=False)
+
+
+def _exited(pid):
+    """True once ``pid`` has exited (a zombie its parent has not reaped yet counts as exited)."""
+    try:
+        with open("/proc/%d/stat" % pid) as handle:
+            return handle.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except (OSError, IndexError):
+        return True
+
+
+def stop_static_pods(node, timeout=10.0):
+    """Stop the static pods the kubelet double started (their pid files) and wait for them."""
+    from .kubelet import POD_PID_DIR
+    pid_dir = node.path(POD_PID_DIR)
+    if not os.path.isdir(pid_dir):
+        return
+    for name in sorted(os.listdir(pid_dir)):
+        path = os.path.join(pid_dir, name)
+        try:
+            with open(path) as handle:
+                pid = int(handle.read().strip())
+            with open("/proc/%d/cmdline" % pid, "rb") as handle:
+                if b"kube-apiserver" not in handle.read():
+                    raise ValueError("a stale pid file")  # never signal an unrelated process
+            os.kill(pid, signal.SIGTERM)
+        except (OSError, ValueError):
+            pid = None
+        deadline = time.time() + timeout
+        while pid and not _exited(pid) and time.time() < deadline:
+            time.sleep(0.1)
+        try:
+            os.remove(path)
+        except OSError:
+            pass
 
 
 def wait_healthy(server, ca_pem, timeout, what):
@@ -725,6 +761,10 @@ def cmd_reset(node, args):
     stop_kubelet(node)
     removed = []
     for path in ("/etc/kubernetes/manifests", "/var/lib/kubelet", "/var/lib/etcd", PKI_DIR):
+        if path == "/var/lib/kubelet":
+            # like kubeadm removing the control-plane containers: nothing writes the state below
+            # once it is gone (the manifests went first, so a running kubelet does not restart them)
+            stop_static_pods(node)
         full = node.path(path)
         if os.path.isdir(full):
             for entry in os.listdir(full):

@@ -21,6 +21,9 @@ from . import pki, preflight, schema
 from .client import APIError, Client
 
 
+POD_PID_DIR = "/run/fleet-kubelet-double/pods"
+
+
 def _rooted(root, path):
     return os.path.join(root, path.lstrip("/"))
 
@@ -68,6 +71,7 @@ class Kubelet:
                     proc.terminate()
                     proc.wait(10)
                 del self.children[name]
+                self._forget_pid(name)
         for name, command in wanted.items():
             if name not in self.children:
                 log_path = _rooted(self.root, "/var/log/fleet-kube-apiserver-double.log")
@@ -76,6 +80,17 @@ class Kubelet:
                 self.children[name] = subprocess.Popen(
                     [sys.executable, "-m", "fleetlab.kubeadm_double", "kube-apiserver", "--root", self.root]
                     + command[1:], stdout=log, stderr=log)
+                # what the container runtime would list: kubeadm reset stops these
+                pid_dir = _rooted(self.root, POD_PID_DIR)
+                os.makedirs(pid_dir, exist_ok=True)
+                with open(os.path.join(pid_dir, name + ".pid"), "w") as handle:
+                    handle.write("%d\n" % self.children[name].pid)
+
+    def _forget_pid(self, name):
+        try:
+            os.remove(os.path.join(_rooted(self.root, POD_PID_DIR), name + ".pid"))
+        except OSError:
+            pass
 
     def runtime_ready(self):
         endpoint = self.args.container_runtime_endpoint or preflight.DEFAULT_CRI_SOCKET

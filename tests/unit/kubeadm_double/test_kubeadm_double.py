@@ -312,6 +312,8 @@ def test_reset_removes_state_and_stops_the_node(cluster):
                 "etc/kubernetes/manifests/kube-apiserver.yaml", "var/lib/kubelet/config.yaml"):
         assert not os.path.exists(os.path.join(cp.path, rel)), rel
     assert os.listdir(os.path.join(cp.path, "var/lib/etcd")) == []
+    # the API server static pod was stopped, as kubeadm removes the control-plane containers
+    assert os.listdir(os.path.join(cp.path, "run/fleet-kubelet-double/pods")) == []
 
 
 def test_version_outputs(make_node):
