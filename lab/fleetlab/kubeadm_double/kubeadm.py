@@ -159,6 +159,8 @@ def stop_kubelet(node):
         subprocess.run(["systemctl", "stop", "kubelet"], check=False)
 
 
+# The double ships alone in its .deb (only fleetlab.kubeadm_double), so it cannot use the lab's
+# fleetlab.util.pid_alive / vm.host.kill_pid; these two are their small, self-contained kin.
 def _exited(pid):
     """True once ``pid`` has exited (a zombie its parent has not reaped yet counts as exited)."""
     try:
@@ -751,6 +753,20 @@ def _mark_control_plane(server, ca_pem, node, name, nreg):
 
 # --- reset ------------------------------------------------------------------------------------
 
+def _empty_dir(node, path):
+    """Remove everything inside ``path``; False when there is no such directory."""
+    full = node.path(path)
+    if not os.path.isdir(full):
+        return False
+    for entry in os.listdir(full):
+        target = os.path.join(full, entry)
+        if os.path.isdir(target) and not os.path.islink(target):
+            shutil.rmtree(target)
+        else:
+            os.remove(target)
+    return True
+
+
 def cmd_reset(node, args):
     if not args.force:
         sys.stdout.write("[reset] Are you sure you want to proceed? [y/N]: ")
@@ -759,21 +775,12 @@ def cmd_reset(node, args):
         if answer not in ("y", "yes"):
             raise KubeadmError("aborted reset operation")
     stop_kubelet(node)
-    removed = []
-    for path in ("/etc/kubernetes/manifests", "/var/lib/kubelet", "/var/lib/etcd", PKI_DIR):
-        if path == "/var/lib/kubelet":
-            # like kubeadm removing the control-plane containers: nothing writes the state below
-            # once it is gone (the manifests went first, so a running kubelet does not restart them)
-            stop_static_pods(node)
-        full = node.path(path)
-        if os.path.isdir(full):
-            for entry in os.listdir(full):
-                target = os.path.join(full, entry)
-                if os.path.isdir(target) and not os.path.islink(target):
-                    shutil.rmtree(target)
-                else:
-                    os.remove(target)
-            removed.append(path)
+    # the manifests first, so that a kubelet still running does not restart the static pods; then
+    # the pods themselves (kubeadm removes the control-plane containers), so that nothing rewrites
+    # the state below once it is gone
+    removed = [path for path in ("/etc/kubernetes/manifests",) if _empty_dir(node, path)]
+    stop_static_pods(node)
+    removed += [path for path in ("/var/lib/kubelet", "/var/lib/etcd", PKI_DIR) if _empty_dir(node, path)]
     for filename in ("admin.conf", "super-admin.conf", "kubelet.conf", "bootstrap-kubelet.conf",
                      "controller-manager.conf", "scheduler.conf"):
         full = node.path(KUBE_DIR + "/" + filename)

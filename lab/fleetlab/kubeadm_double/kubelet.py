@@ -81,14 +81,17 @@ class Kubelet:
                     [sys.executable, "-m", "fleetlab.kubeadm_double", "kube-apiserver", "--root", self.root]
                     + command[1:], stdout=log, stderr=log)
                 # what the container runtime would list: kubeadm reset stops these
-                pid_dir = _rooted(self.root, POD_PID_DIR)
-                os.makedirs(pid_dir, exist_ok=True)
-                with open(os.path.join(pid_dir, name + ".pid"), "w") as handle:
+                pid_file = self._pid_file(name)
+                os.makedirs(os.path.dirname(pid_file), exist_ok=True)
+                with open(pid_file, "w") as handle:
                     handle.write("%d\n" % self.children[name].pid)
+
+    def _pid_file(self, name):
+        return os.path.join(_rooted(self.root, POD_PID_DIR), name + ".pid")
 
     def _forget_pid(self, name):
         try:
-            os.remove(os.path.join(_rooted(self.root, POD_PID_DIR), name + ".pid"))
+            os.remove(self._pid_file(name))
         except OSError:
             pass
 
