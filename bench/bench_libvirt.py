@@ -90,7 +90,7 @@ def main():
             wait(lambda: phoned(list(ids.values())), 900, "all VMs phoned home")
             together = time.time() - t
             tim = timings(state)
-            with open(os.path.join(state, "vm", "status.json")) as f:
+            with open(os.path.join(state, "driver.json")) as f:
                 accel = json.load(f).get("accel")
         finally:
             lab.stop(timeout=120)

@@ -34,27 +34,42 @@ if [ ! -x /usr/sbin/libvirtd ] || [ ! -x /usr/bin/qemu-system-x86_64 ]; then
   exit 2
 fi
 
-# The lab's machines cannot download: kubeadm/kubelet/kubectl come from an artifacts directory, as on
-# an air-gapped site. Here they are the lab's kubeadm test double (docs/kubernetes.md), packaged as .debs,
-# with the Debian packages it needs (cached by scripts/setup.sh: fleetlab prepare).
-if [ ! -f "$ARTIFACTS/.complete" ]; then
-  rm -rf "$ARTIFACTS"
-  python -m fleetlab.kubeadm_double build-debs --with-debian-deps --out "$ARTIFACTS"
-  touch "$ARTIFACTS/.complete"
-fi
-
 machines=$((1 + WORKERS))
+# `fleetlab status` exits non-zero when no lab runs or its driver failed; `fleetlab up` then starts
+# (or restarts) it and exits non-zero with the driver's error when it cannot run the VMs.
 if ! fleetlab status --state "$STATE" --limit 0 >/dev/null 2>&1; then
   echo "lab-cluster: starting the libvirt lab with $machines VMs (state $STATE)"
   fleetlab up --driver libvirt --driver-opt memory=2048 --machines "$machines" --state "$STATE" --timeout 900
 fi
 eval "$(fleetlab env --state "$STATE")"
 
-echo "lab-cluster: waiting until every VM loops, unleased or leased"
-for _ in $(seq 1 180); do
-  seen=$(fleetlab status --state "$STATE" --json | python -c \
+# The lab's machines cannot download: kubeadm/kubelet/kubectl come from an artifacts directory, as on
+# an air-gapped site. Here they are the lab's kubeadm test double (docs/kubernetes.md), packaged as .debs,
+# with the Debian packages it needs (cached by scripts/setup.sh: fleetlab prepare). Built while the
+# VMs boot.
+if [ ! -f "$ARTIFACTS/.complete" ]; then
+  rm -rf "$ARTIFACTS"
+  python -m fleetlab.kubeadm_double build-debs --with-debian-deps --out "$ARTIFACTS"
+  touch "$ARTIFACTS/.complete"
+fi
+
+# Bounded, and stops at the first sign of a failed driver (status exits non-zero) with its cause.
+echo "lab-cluster: waiting until every VM loops, unleased or leased (at most 15 min)"
+deadline=$(( $(date +%s) + 900 ))
+while :; do
+  if ! status_json=$(fleetlab status --state "$STATE" --json --limit 0); then
+    echo "lab-cluster: the lab stopped or its driver failed:" >&2
+    fleetlab status --state "$STATE" --limit 0 >&2 || true
+    exit 1
+  fi
+  seen=$(printf '%s' "$status_json" | python -c \
     'import json,sys; print(sum(1 for m in json.load(sys.stdin)["machines"] if m["last_seen"] or m["lease_name"]))')
   [ "$seen" -ge "$machines" ] && break
+  if [ "$(date +%s)" -ge "$deadline" ]; then
+    echo "lab-cluster: only $seen of $machines VMs seen in the loop after 15 min; see $STATE/fleetlab.log" \
+         "and the consoles in $STATE/vm/*.console.log" >&2
+    exit 1
+  fi
   sleep 5
 done
 

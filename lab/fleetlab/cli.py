@@ -56,11 +56,14 @@ def build_parser():
     _add_serve_options(p)
     p = sub.add_parser("up", help="start the lab in the background")
     _add_serve_options(p)
-    p.add_argument("--timeout", type=float, default=120, help="seconds to wait for the lab to come up")
+    p.add_argument("--timeout", type=float, default=120,
+                   help="seconds to wait for the lab and its driver to be ready; when the driver fails or "
+                        "is not ready in time, the lab is stopped and up exits 1 with the cause")
     p = sub.add_parser("down", help="stop the background lab")
     p.add_argument("--state", default=DEFAULT_STATE)
     p.add_argument("--timeout", type=float, default=15)
-    p = sub.add_parser("status", help="show the lab and its machines; exit 1 when it is down")
+    p = sub.add_parser("status", help="show the lab, its driver's health and its machines; exit 1 when "
+                                      "the lab is down or its driver failed")
     p.add_argument("--state", default=DEFAULT_STATE)
     p.add_argument("--limit", type=int, default=50, help="machines to list (0 = all)")
     p.add_argument("--json", action="store_true", help="machine readable")
@@ -109,18 +112,53 @@ def is_up(state):
     return _port_open(info["bind"], info["plunder_port"]) and _port_open(info["bind"], info["metal_port"]), info
 
 
+def _health(state):
+    from .drivers.base import read_health
+
+    return read_health(state) or {}
+
+
+def _stop_server(pid, timeout=30.0):
+    """SIGTERM the lab we started (its driver removes what it set up), SIGKILL after ``timeout``."""
+    if not pid or not pid_alive(pid):
+        return
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.time() + timeout
+    while time.time() < deadline and pid_alive(pid):
+        time.sleep(0.1)
+    if pid_alive(pid):
+        os.kill(pid, signal.SIGKILL)
+
+
+def _driver_failed(state, pid, error, timeout=False):
+    log = os.path.join(state, "fleetlab.log")
+    if timeout:
+        sys.stderr.write("fleetlab: the %s\n" % error)
+    else:
+        sys.stderr.write("fleetlab: the lab's driver failed: %s\n" % error)
+    sys.stderr.write("fleetlab: log %s; last lines:\n%s" % (log, _tail(log, 15)))
+    _stop_server(pid)
+    _teardown_vms(state)
+    return 1
+
+
 def cmd_up(args):
     state = os.path.abspath(args.state)
-    up, _ = is_up(state)
+    up, info = is_up(state)
     if up:
-        print("fleetlab is already running (state %s)" % state)
-        return 0
+        health = _health(state)
+        if health.get("phase") != "failed":
+            print("fleetlab is already running (state %s)" % state)
+            return _wait_ready(state, info["pid"], args.timeout, time.time())
+        print("fleetlab: the running lab's driver had failed (%s): restarting it" % health.get("error"))
+        _stop_server(info["pid"])
     os.makedirs(state, exist_ok=True)
-    for name in ("plunderclient.yaml", "metal.env", "lab.json"):
+    for name in ("plunderclient.yaml", "metal.env", "lab.json", "driver.json"):
         try:
             os.remove(os.path.join(state, name))
         except FileNotFoundError:
             pass
+    started = time.time()
     argv = [sys.executable, "-m", "fleetlab", "serve", "--quiet"]
     skip = {"command", "timeout", "quiet"}
     for key, value in vars(args).items():
@@ -147,13 +185,41 @@ def cmd_up(args):
             info = _info(state)
             print("fleetlab up (pid %d): plunder %s, metal %s" % (proc.pid, info["plunder_url"], info["metal_url"]))
             print("environment: eval \"$(fleetlab env --state %s)\"" % state)
-            return 0
+            return _wait_ready(state, proc.pid, args.timeout, started)
         time.sleep(0.1)
     if proc.poll() is None:
-        os.kill(proc.pid, signal.SIGTERM)
-    sys.stderr.write("fleetlab did not come up; log tail:\n")
+        _stop_server(proc.pid)
+        _teardown_vms(state)
+    sys.stderr.write("fleetlab did not come up within %.0f s; log tail:\n" % args.timeout)
     sys.stderr.write(_tail(os.path.join(state, "daemon.out")) + _tail(os.path.join(state, "fleetlab.log")))
     return 1
+
+
+def _wait_ready(state, pid, timeout, started):
+    """Until the driver says ready; a failed driver or one still starting after ``timeout`` s
+    stops the lab and exits non-zero with the cause."""
+    deadline = started + timeout
+    said = None
+    while True:
+        health = _health(state)
+        phase = health.get("phase")
+        if phase == "ready":
+            if said:
+                print("fleetlab: driver ready after %.0f s" % (time.time() - started))
+            return 0
+        if phase == "failed":
+            return _driver_failed(state, pid, health.get("error") or "unknown error")
+        if not pid_alive(pid):
+            return _driver_failed(state, pid, "lab process %d ended while its driver was %s"
+                                  % (pid, phase or "starting"), timeout=True)
+        if time.time() > deadline:
+            return _driver_failed(state, pid, "driver was still %s after %.0f s (--timeout)"
+                                  % (phase or "starting", timeout), timeout=True)
+        if not said:
+            print("fleetlab: waiting for the %s driver to be ready (at most %.0f s)"
+                  % (health.get("driver") or "lab's", max(0, deadline - time.time())), flush=True)
+            said = True
+        time.sleep(0.2)
 
 
 def _tail(path, lines=30):
@@ -177,7 +243,7 @@ def cmd_down(args):
         time.sleep(0.1)
     if pid_alive(pid):
         os.kill(pid, signal.SIGKILL)
-    for name in ("plunderclient.yaml", "metal.env", "lab.json", "fleetlab.pid"):
+    for name in ("plunderclient.yaml", "metal.env", "lab.json", "fleetlab.pid", "driver.json"):
         try:
             os.remove(os.path.join(state, name))
         except FileNotFoundError:
@@ -210,15 +276,23 @@ def cmd_status(args):
         rows = pool.machines(order=order)
         if args.limit:
             rows = rows[:args.limit]
+    health = _health(state) if up else {}
+    failed = health.get("phase") == "failed"
     if args.json:
         print(json.dumps({"up": up, "info": {k: v for k, v in (info or {}).items() if k != "hmac_keys"},
-                          "states": counts,
+                          "driver": health or None, "states": counts,
                           "machines": [{k: m[k] for k in ("id", "mac", "vendor", "size", "partition", "rack",
                                                           "state", "lease_name", "hostname", "address", "last_seen")}
                                        for m in rows]}, indent=2))
-        return 0 if up else 1
+        return 0 if up and not failed else 1
     if up:
-        print("fleetlab is up (pid %d, driver %s)" % (info["pid"], info["driver"]))
+        phase = health.get("phase") or "starting"
+        if failed:
+            print("fleetlab is up but its driver FAILED (pid %d, driver %s): %s"
+                  % (info["pid"], info["driver"], health.get("error")))
+            print("  log: %s" % os.path.join(state, "fleetlab.log"))
+        else:
+            print("fleetlab is up (pid %d, driver %s %s)" % (info["pid"], info["driver"], phase))
         print("  plunder %s   metal %s" % (info["plunder_url"], info["metal_url"]))
     else:
         print("fleetlab is DOWN (state %s)" % state)
@@ -238,7 +312,7 @@ def cmd_status(args):
             print("  ".join(str(c).ljust(widths[i]) for i, c in enumerate(r)).rstrip())
         if args.limit and sum(counts.values()) > len(rows):
             print("... %d more (--limit 0 shows all)" % (sum(counts.values()) - len(rows)))
-    return 0 if up else 1
+    return 0 if up and not failed else 1
 
 
 def _ago(seconds):

@@ -7,6 +7,7 @@ Files in the state directory:
 * ``metal.env`` -- ``METALCTL_API_URL``, ``METALCTL_HMAC``, ``METALCTL_HMAC_AUTH_TYPE``;
 * ``lab.json`` -- pid, URLs, ports and the three HMAC keys (mode 0600);
 * ``secrets.json`` -- the HMAC keys kept across restarts (mode 0600);
+* ``driver.json`` -- the driver's health: ``starting``, ``ready`` or ``failed`` with the cause;
 * ``fleetlab.log`` -- the server log; ``fleetlab.pid``.
 
 The client files are written only after both faces accept connections, and removed
@@ -71,6 +72,23 @@ class _Server(ThreadedWSGIServer):
         finally:
             if self.pool is not None:
                 self.pool.close()
+
+
+def _guarded(app, driver, refuse):
+    """``app`` answering every request with ``refuse(cause)`` -> (status, body) once ``driver``
+    has failed: a lease or provision against machines that cannot run fails at once, with the cause."""
+
+    def guarded(environ, start_response):
+        cause = driver.failed
+        if cause is None:
+            return app(environ, start_response)
+        status, body = refuse("fleetlab: the lab's %s driver failed: %s" % (driver.name, cause))
+        data = (json.dumps(body) + "\n").encode()
+        start_response("%d %s" % (status, "Service Unavailable" if status == 503 else "OK"),
+                       [("Content-Type", "application/json"), ("Content-Length", str(len(data)))])
+        return [data]
+
+    return guarded
 
 
 class Lab:
@@ -144,11 +162,14 @@ class Lab:
             cert_path, key_path, cert_pem = ensure_cert(self.state_dir, [bind])
             ssl_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
             ssl_ctx.load_cert_chain(cert_path, key_path)
-        plunder_srv = _Server(bind, self.opts.plunder_port, self.plunder, handler=_Handler)
+        # plunder answers errors in its envelope (HTTP 200), metal-api with a status and a message
+        plunder_app = _guarded(self.plunder, self.driver, lambda msg: (200, {"error": msg}))
+        metal_app = _guarded(self.metal, self.driver, lambda msg: (503, {"statuscode": 503, "message": msg}))
+        plunder_srv = _Server(bind, self.opts.plunder_port, plunder_app, handler=_Handler)
         if ssl_ctx is not None:
             plunder_srv.tls = ssl_ctx
             plunder_srv.ssl_context = ssl_ctx  # werkzeug reports wsgi.url_scheme https
-        metal_srv = _Server(bind, self.opts.metal_port, self.metal, handler=_Handler)
+        metal_srv = _Server(bind, self.opts.metal_port, metal_app, handler=_Handler)
         plunder_srv.pool = metal_srv.pool = self.pool
         self.servers = [plunder_srv, metal_srv]
         for srv, name in ((plunder_srv, "plunder"), (metal_srv, "metal")):

@@ -5,6 +5,8 @@ The server runs as a subprocess (``python -m fleetlab serve``) on free ports bou
 exist (both faces accept connections) and raises with the server log otherwise.
 Options map to ``fleetlab serve`` flags (``loop_period=1`` -> ``--loop-period 1``); the
 default is the sim driver with the ``fast`` preset (install ~1.5 s, wipe ~1 s).
+``wrapper`` is an argv prefix the server runs under (e.g. a fresh mount namespace);
+:meth:`LabServer.wait_ready` waits for the driver's health and raises with its error.
 """
 
 import json
@@ -16,8 +18,10 @@ import time
 
 
 class LabServer:
-    def __init__(self, state_dir, machines=24, driver="sim", start_timeout=60.0, python=None, **options):
+    def __init__(self, state_dir, machines=24, driver="sim", start_timeout=60.0, python=None, wrapper=(),
+                 **options):
         self.state_dir = os.path.abspath(state_dir)
+        self.wrapper = list(wrapper)
         self.machines = machines
         self.driver = driver
         self.start_timeout = start_timeout
@@ -28,7 +32,7 @@ class LabServer:
 
     # -- process ------------------------------------------------------------------------
     def command(self):
-        argv = [self.python, "-m", "fleetlab", "serve", "--driver", self.driver, "--state", self.state_dir,
+        argv = self.wrapper + [self.python, "-m", "fleetlab", "serve", "--driver", self.driver, "--state", self.state_dir,
                 "--plunder-port", str(self.options.get("plunder_port", 0)),
                 "--metal-port", str(self.options.get("metal_port", 0)), "--quiet"]
         if self.machines is not None:
@@ -48,7 +52,7 @@ class LabServer:
 
     def start(self):
         os.makedirs(self.state_dir, exist_ok=True)
-        for name in ("plunderclient.yaml", "metal.env", "lab.json"):
+        for name in ("plunderclient.yaml", "metal.env", "lab.json", "driver.json"):
             try:
                 os.remove(os.path.join(self.state_dir, name))
             except FileNotFoundError:
@@ -74,6 +78,28 @@ class LabServer:
             time.sleep(0.05)
         self.stop()
         raise RuntimeError("fleetlab did not come up within %ss; log:\n%s" % (self.start_timeout, self.log_tail()))
+
+    def health(self):
+        from .drivers.base import read_health
+
+        return read_health(self.state_dir) or {}
+
+    def wait_ready(self, timeout=1800.0):
+        """Until the driver is ready; RuntimeError with the driver's error when it failed, or
+        when it is not ready within ``timeout`` s or the server ended."""
+        deadline = time.time() + timeout
+        while True:
+            health = self.health()
+            if health.get("phase") == "ready":
+                return health
+            if health.get("phase") == "failed":
+                raise RuntimeError("the lab's driver failed: %s" % health.get("error"))
+            if self.proc is not None and self.proc.poll() is not None:
+                raise RuntimeError("fleetlab exited with %s; log:\n%s" % (self.proc.returncode, self.log_tail()))
+            if time.time() > deadline:
+                raise RuntimeError("the lab's driver was not ready within %ss (%s); log:\n%s"
+                                   % (timeout, health.get("phase"), self.log_tail()))
+            time.sleep(0.5)
 
     def stop(self, timeout=10.0):
         """SIGTERM by PID, SIGKILL after ``timeout``."""

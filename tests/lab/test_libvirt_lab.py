@@ -44,7 +44,7 @@ def os_image():
     from fleetlab.vm import images
 
     started = time.time()
-    path = images.build_os()
+    path = images.cached_os()
     print("\nOS image %s ready in %.0f s" % (os.path.basename(path), time.time() - started))
     return path
 
@@ -70,23 +70,18 @@ def _vm_leftovers(state_dir):
         left.append("netns " + name)
     out = subprocess.run(["pgrep", "-f", "qemu-system-x86_64.*guest=%s-" % name], capture_output=True, text=True)
     left += ["qemu %s" % p for p in out.stdout.split()]
+    for pattern in ("/run/fleetlab/%s/" % lab_id(state_dir), "dnsmasq.*/%s.conf" % name):
+        out = subprocess.run(["pgrep", "-f", pattern], capture_output=True, text=True)
+        left += ["%s: pid %s" % (pattern, p) for p in out.stdout.split()]
     if os.path.exists(os.path.join(state_dir, "vmlab.json")):
         left.append("vmlab.json")
     return left
 
 
-def _wait_running(state, timeout=1800):
-    """Until the lab's VMs exist (another VM lab on this host may hold it back: they run one at a time)."""
-    def phase():
-        try:
-            with open(os.path.join(state, "vm", "status.json")) as f:
-                data = json.load(f)
-        except (OSError, ValueError):
-            return None
-        assert data["phase"] != "failed", data
-        return data["phase"] == "running"
-
-    _wait(phase, timeout, what="the libvirt lab running")
+def _wait_running(lab, timeout=1800):
+    """Until the lab's VMs exist (another VM lab on this host may hold it back: they run one at a
+    time); fails at once with the driver's error when its set-up failed."""
+    lab.wait_ready(timeout)
 
 
 def _ssh(state_dir, mac, key, command):
@@ -100,7 +95,16 @@ def _ssh(state_dir, mac, key, command):
     return subprocess.run(argv, capture_output=True, text=True, timeout=120)
 
 
+#: The lab run as on a fresh or rebooted machine: a private mount namespace in which /run (so
+#: /run/libvirt, /run/netns, /run/fleetlab) and libvirt's state and cache directories start empty.
+FRESH_HOST = ["unshare", "--mount", "--propagation", "private", "--", "sh", "-ec",
+              'for d in /run /var/lib/libvirt /var/cache/libvirt; do mkdir -p "$d"; '
+              'mount -t tmpfs -o mode=755 fleetlab-fresh "$d"; done; '
+              'test ! -e /run/libvirt && test ! -e /run/netns; exec "$@"', "fresh-host"]
+
+
 def test_two_vms_loop_lease_install_ssh_wipe(os_image, vm_host, tmp_path):
+    """The smoke test of the libvirt lab, run where nothing of libvirt's exists yet (FRESH_HOST)."""
     from fleetlab.testing import LabServer
 
     state = str(tmp_path / "lab")
@@ -109,10 +113,10 @@ def test_two_vms_loop_lease_install_ssh_wipe(os_image, vm_host, tmp_path):
     with open(key + ".pub") as f:
         pub = f.read().strip()
     lab = LabServer(state_dir=state, machines=2, driver="libvirt", start_timeout=120,
-                    driver_opt=["loop_wait=1"])
+                    driver_opt=["loop_wait=1"], wrapper=FRESH_HOST)
     lab.start()
     try:
-        _wait_running(state)
+        _wait_running(lab)
         t0 = time.time()
         plunder = Plunder(lab.plunder_config)
         metal = Metal(lab.metal_url, lab.hmac_keys["edit"])
@@ -197,7 +201,7 @@ def test_two_vms_loop_lease_install_ssh_wipe(os_image, vm_host, tmp_path):
 
         with open(os.path.join(state, "vm", "timings.json")) as f:
             timings = json.load(f)
-        print("\nlibvirt lab timings (2 VMs, %s):" % json.load(open(os.path.join(state, "vm", "status.json")))["accel"])
+        print("\nlibvirt lab timings (2 VMs, %s):" % json.load(open(os.path.join(state, "driver.json")))["accel"])
         print("  lab start -> both VMs unleased on the faces: %5.1f s" % t_loop)
         for mac in macs:
             t = timings.get(mac, {})
@@ -219,7 +223,7 @@ def test_crashed_lab_is_cleaned_up(os_image, vm_host, tmp_path):
     lab = LabServer(state_dir=state, machines=1, driver="libvirt", start_timeout=120)
     lab.start()
     try:
-        _wait_running(state)
+        _wait_running(lab)
         plunder = Plunder(lab.plunder_config)
         _wait(lambda: plunder.unleased(), 120, what="the VM in the loop")
         record = json.load(open(os.path.join(state, "vmlab.json")))

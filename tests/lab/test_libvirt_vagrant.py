@@ -40,7 +40,7 @@ def test_vagrant_machine_loops_installs_and_wipes(vm_host, tmp_path):
     if reason:
         print("SKIP vagrant lab: %s" % reason)
         pytest.skip(reason)
-    images.build_os()
+    images.cached_os()
     from fleetlab.testing import LabServer
     from fleetlab.vm.lab import lab_id
 
@@ -54,11 +54,11 @@ def test_vagrant_machine_loops_installs_and_wipes(vm_host, tmp_path):
     try:
         def running():
             try:
-                data = json.load(open(os.path.join(state, "vm", "status.json")))
+                data = json.load(open(os.path.join(state, "driver.json")))
             except (OSError, ValueError):
                 return False
             assert data["phase"] != "failed", data
-            return data["phase"] == "running"
+            return data["phase"] == "ready"
 
         _wait(running, 1800, "the vagrant lab running")
         plunder = Plunder(lab.plunder_config)

@@ -33,7 +33,30 @@ Calls **from** the driver into the pool (``self.pool``), to report what happened
 
 Drivers that do not see loop sightings for machines (the sim) set ``virtual_loop`` and
 ``loop_period``: the pool then derives "seen again every loop period" itself.
+
+**Health.** A driver is ``starting``, ``ready`` or ``failed`` (with the cause). It says so with
+:meth:`Driver.set_health`, which also writes ``<state>/driver.json`` so that ``fleetlab up`` and
+``fleetlab status`` see it from another process (:func:`read_health`). A driver that needs no
+bring-up is ready once :meth:`Driver.start` returns. While the driver has failed, the faces
+answer every request with HTTP 503 and the cause: nothing can be leased from machines that
+cannot run.
 """
+import json
+import os
+import time
+
+HEALTH_FILE = "driver.json"
+STARTING, READY, FAILED = "starting", "ready", "failed"
+
+
+def read_health(state_dir):
+    """The driver health a lab wrote into ``state_dir`` (``{"phase": ..., "error": ...}``), or None."""
+    try:
+        with open(os.path.join(state_dir, HEALTH_FILE), encoding="utf-8") as fh:
+            data = json.load(fh)
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) and data.get("phase") else None
 
 
 class Driver:
@@ -47,11 +70,36 @@ class Driver:
         self.options = dict(options)
         self.loop_period = float(self.options.get("loop_period") or 6.0)
         self.pool = None
+        self.state_dir = os.path.abspath(self.options.get("state_dir") or ".lab")
+        self._health = {"phase": STARTING, "error": None}
+
+    # health of the driver itself
+    def set_health(self, phase, error=None, **extra):
+        """Record the driver's health (``starting``/``ready``/``failed``) here and in the state dir."""
+        data = {"driver": self.name, "phase": phase, "error": error, "time": time.time()}
+        data.update(extra)
+        self._health = data
+        os.makedirs(self.state_dir, exist_ok=True)
+        path = os.path.join(self.state_dir, HEALTH_FILE)
+        tmp = path + ".tmp%d" % os.getpid()
+        with open(tmp, "w", encoding="utf-8") as fh:
+            json.dump(data, fh, indent=1, sort_keys=True)
+        os.replace(tmp, path)
+
+    def health(self):
+        return dict(self._health)
+
+    @property
+    def failed(self):
+        """The cause (str) when the driver failed, else None."""
+        return self._health.get("error") if self._health.get("phase") == FAILED else None
 
     # lifecycle of the driver itself
     def start(self, pool):
-        """Called once the pool is open, before the faces accept requests."""
+        """Called once the pool is open, before the faces accept requests. Drivers with a
+        bring-up of their own set ``starting`` here and ``ready``/``failed`` when it ends."""
         self.pool = pool
+        self.set_health(READY)
 
     def stop(self):
         """Called on shutdown; stop threads, leave machines as they are."""

@@ -38,7 +38,7 @@ import time
 import uuid
 
 from .. import pool as P
-from .base import Driver
+from .base import FAILED, READY, STARTING, Driver
 
 log = logging.getLogger("fleetlab.libvirt")
 
@@ -72,7 +72,6 @@ class LibvirtDriver(Driver):
     def __init__(self, options):
         super().__init__(options)
         o = self.options
-        self.state_dir = os.path.abspath(o.get("state_dir") or ".lab")
         self.memory = int(o.get("memory") or 512)
         self.vcpus = int(o.get("vcpus") or 1)
         self.accel = o.get("accel") or "auto"
@@ -91,15 +90,14 @@ class LibvirtDriver(Driver):
         self._lease_t = {}           # mac -> time of the lease (provision call)
         self._timings = {}           # mac -> {phase: seconds}
         self._reach_cache = {}       # mac -> (time, bool)
-        self._status_path = os.path.join(self.state_dir, "vm", "status.json")
 
     # -- lifecycle ---------------------------------------------------------------------------
     def start(self, pool):
-        super().start(pool)
+        self.pool = pool
+        self.set_health(STARTING)
         from ..vm import lab as vmlab
         # a lab that crashed left its VMs, network, daemons and namespace: remove them first
         vmlab.teardown(self.state_dir, log=log.info)
-        os.makedirs(os.path.dirname(self._status_path), exist_ok=True)
         now = time.time()
         for m in pool.machines():
             cols = {}
@@ -109,21 +107,17 @@ class LibvirtDriver(Driver):
                 cols["disk_state"] = "blank"  # every VM starts with an empty disk
             if cols:
                 pool.set_columns(m["id"], changed=now, **cols)
-        self._status("starting")
         t = threading.Thread(target=self._bring_up, name="libvirt-up", daemon=True)
         t.start()
         self._threads.append(t)
 
-    def _status(self, phase, **extra):
-        data = {"phase": phase, "time": time.time()}
-        data.update(extra)
-        tmp = self._status_path + ".tmp"
-        with open(tmp, "w") as f:
-            json.dump(data, f, indent=1)
-        os.replace(tmp, self._status_path)
-
     def _bring_up(self):
         try:
+            from ..vm import host
+
+            reason = host.cannot_run_vms()
+            if reason:
+                raise host.HostError("this machine cannot run the lab's VMs: " + reason)
             self.vm = self._make_lab()
             self.vm.decide = self._decide
             self.vm.on_report = self._on_report
@@ -138,17 +132,32 @@ class LibvirtDriver(Driver):
                 self.pool.set_columns(m["id"], labels=json.dumps(labels, sort_keys=True))
                 if m["lease_name"] is not None:
                     self._prepare(m)
-            self._status("running", accel=self.vm.domain_type, machines=len(machines),
-                         boot_service=self.vm.boot.base, namespace=self.vm.ns)
+            self.set_health(READY, accel=self.vm.domain_type, machines=len(machines),
+                            boot_service=self.vm.boot.base, namespace=self.vm.ns)
             self.ready.set()
             log.info("libvirt: %d VMs booting (%s)", len(machines), self.vm.domain_type)
-        except Exception as exc:  # reported in the status file and the log
+        except Exception as exc:  # reported as the driver's health and in the log
             self.error = exc
             log.exception("libvirt: lab set-up failed")
-            self._status("failed", error=str(exc))
+            self._undo_bring_up()
+            self.set_health(FAILED, error=str(exc) or exc.__class__.__name__)
             self.ready.set()
             return
         self._monitor()
+
+    def _undo_bring_up(self):
+        """A failed set-up removes whatever it had started (daemons, VMs, network, namespace)."""
+        from ..vm import lab as vmlab
+
+        if self.vm is not None:
+            try:
+                self.vm.close()
+            except Exception:  # pylint: disable=broad-except  (the original error is the one to report)
+                log.exception("libvirt: closing the half-built lab")
+        try:
+            vmlab.teardown(self.state_dir, log=log.info)
+        except Exception:  # pylint: disable=broad-except
+            log.exception("libvirt: tearing down the half-built lab")
 
     def _make_lab(self):
         from ..vm.lab import VMLab
@@ -185,7 +194,8 @@ class LibvirtDriver(Driver):
             self.vm.close()
         from ..vm import lab as vmlab
         vmlab.teardown(self.state_dir, log=log.info)
-        self._status("stopped")
+        if not self.failed:
+            self.set_health("stopped")
 
     # -- boot service callbacks ---------------------------------------------------------------
     def _decide(self, mac):

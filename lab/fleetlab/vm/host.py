@@ -9,6 +9,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
 
 from . import netns as _netns
@@ -30,7 +31,9 @@ def cannot_run_vms():
     try:
         import libvirt  # noqa: F401  (only whether it imports)
     except ImportError:
-        return "libvirt-python is not installed (pip install -e '.[libvirt]')"
+        return ("the Python binding of libvirt is not installed in %s: install the project's "
+                "'libvirt' extra (pip install -e '.[libvirt]'; scripts/setup.sh does it once "
+                "libvirt-dev is installed)" % sys.prefix)
     if os.geteuid() != 0:
         return "the libvirt lab needs root (network namespaces, libvirtd)"
     return None
@@ -117,6 +120,10 @@ def uri(root):
     return "qemu:///system?socket=%s" % os.path.join(root, "run", "libvirt-sock")
 
 
+#: where the lab's private libvirt is mounted, inside its own mount namespace. None of them need
+#: exist beforehand: /run starts empty after every boot, and libvirtd may never have run here.
+MOUNT_TARGETS = ("/run/libvirt", "/var/lib/libvirt", "/var/cache/libvirt", "/etc/libvirt")
+
 _START = r"""
 set -e
 R="$1"; shift
@@ -176,13 +183,28 @@ def start_daemons(record, ns, lab_id, hide_kvm=False, cache_dir="/var/cache/flee
             shutil.copytree("/etc/libvirt/nwfilter", os.path.join(etc, "nwfilter"))
     for sub in ("qemu", "dnsmasq", "network", "images", "boot"):
         os.makedirs(os.path.join(root, "lib", sub), exist_ok=True)
+    for target in MOUNT_TARGETS:
+        os.makedirs(target, exist_ok=True)
     cmd = ["unshare", "--mount", "--propagation", "slave", "sh", "-c", _START, "fleetlab-libvirt", root]
     if ns:
         cmd = ["ip", "netns", "exec", ns] + cmd
     env = dict(os.environ, HIDE_KVM="1" if hide_kvm else "0", CACHE=cache)
-    subprocess.run(cmd, check=True, env=env)
-    record.set("virtlogd_pid", _wait_pidfile(os.path.join(root, "virtlogd.pid"), "virtlogd"))
-    record.set("libvirtd_pid", _wait_pidfile(os.path.join(root, "libvirtd.pid"), "libvirtd"))
+    # the daemons detach; what they and the mounts say before that goes to a file (a pipe would
+    # stay open for as long as the daemons run)
+    start_log = os.path.join(root, "start.log")
+    with open(start_log, "wb") as out:
+        code = subprocess.run(cmd, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=out).returncode
+    if code != 0:
+        # whichever daemon did start is recorded, so that the tear-down stops it
+        for name in ("virtlogd", "libvirtd"):
+            try:
+                record.set(name + "_pid", _wait_pidfile(os.path.join(root, name + ".pid"), name, wait=1.0))
+            except HostError:
+                pass
+        raise HostError("starting the lab's libvirtd failed (exit %d): %s"
+                        % (code, _last_lines(start_log) or "no output"))
+    record.set("virtlogd_pid", _wait_pidfile(os.path.join(root, "virtlogd.pid"), "virtlogd", start_log))
+    record.set("libvirtd_pid", _wait_pidfile(os.path.join(root, "libvirtd.pid"), "libvirtd", start_log))
     deadline = time.monotonic() + 30
     while not _socket_answers(sock):
         if time.monotonic() > deadline:
@@ -191,14 +213,23 @@ def start_daemons(record, ns, lab_id, hide_kvm=False, cache_dir="/var/cache/flee
     return uri(root)
 
 
-def _wait_pidfile(path, name):
-    deadline = time.monotonic() + 15
+def _last_lines(path, lines=5):
+    try:
+        with open(path, encoding="utf-8", errors="replace") as fh:
+            return " | ".join(line.strip() for line in fh.readlines()[-lines:] if line.strip())
+    except OSError:
+        return ""
+
+
+def _wait_pidfile(path, name, start_log=None, wait=15.0):
+    deadline = time.monotonic() + wait
     while time.monotonic() < deadline:
         pid = _read_pid(path)
         if pid and pid_alive(pid):
             return pid
         time.sleep(0.05)
-    raise HostError("%s did not start (no pid in %s)" % (name, path))
+    said = _last_lines(start_log) if start_log else ""
+    raise HostError("%s did not start (no pid in %s)%s" % (name, path, ": " + said if said else ""))
 
 
 def stop_daemons(record):

@@ -477,6 +477,22 @@ def prune(cache_dir=DEFAULT_CACHE, older_than=PRUNE_AFTER, log=print):
     return removed
 
 
+class NotPrepared(RuntimeError):
+    """The cache lacks what set-up (``fleetlab prepare``) puts there; the lab downloads nothing."""
+
+
+def cached_os(cache_dir=DEFAULT_CACHE):
+    """The artifacts of the current recipe from the cache, never building (building downloads
+    from the Debian mirror: that is set-up's job, not the lab's)."""
+    final = os.path.join(cache_dir, "os-" + os_key())
+    if not os.path.exists(os.path.join(final, "manifest.json")):
+        raise NotPrepared("the lab's OS image (recipe %s) is not in the cache %s: run `fleetlab prepare%s` "
+                          "once (scripts/setup.sh does)" % (os_key(), cache_dir, "" if cache_dir == DEFAULT_CACHE
+                                                              else " --cache %s" % cache_dir))
+    _mark_used(final)
+    return final
+
+
 def build_os(cache_dir=DEFAULT_CACHE, log=print):
     """Directory with the boot service's artifacts (see module docstring); built when missing.
     Building a new recipe prunes the entries of old ones unused for a day."""

@@ -98,7 +98,7 @@ class VMLab:
         self.record.set("id", self.id)
         self.record.set("cache_dir", self.cache_dir)
         t0 = time.time()
-        self.artifacts = images.build_os(self.cache_dir, log=self.log)
+        self.artifacts = images.cached_os(self.cache_dir)
         self.log("vm: image ready in %.1f s: %s" % (time.time() - t0, self.artifacts))
         self.domain_type = self._choose_accel()
         self.log("vm: domains run with %s" % ("KVM" if self.domain_type == "kvm" else "TCG (no usable KVM)"))
@@ -453,8 +453,16 @@ def teardown(state_dir, log=print):
         from . import vagrantenv
 
         vagrantenv.destroy(data["vagrant"], host.uri(root), log=log)
+    conn = None
     if alive:
-        libvirt = _libvirt()
+        try:
+            libvirt = _libvirt()
+        except ImportError:
+            # without the binding the lab never got as far as defining domains or networks
+            libvirt = None
+            if log:
+                log("vm: no libvirt binding: stopping the daemons only")
+    if alive and libvirt is not None:
         try:
             conn = libvirt.open(host.uri(root))
         except libvirt.libvirtError:
