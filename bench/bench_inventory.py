@@ -11,7 +11,7 @@ process (best of --repeat runs):
   plugin cold   the plugin without cache: HTTP fetch from the lab + building the inventory
   plugin warm   the plugin with a warm jsonfile cache (no server call)
 
-Targets (DESIGN §8): cold within 1.5x and warm within 1.1x of the static YAML time.
+Targets (docs/architecture.md, "Targets"): cold within 1.5x and warm within 1.1x of the static YAML time.
 
     .venv/bin/python bench/bench_inventory.py [--sizes 100,1000,10000] [--providers plunder,metal]
                                               [--repeat 3] [--markdown]

@@ -1,4 +1,4 @@
-"""50 lease runs at once against one lab: zero double leases (DESIGN §8).
+"""50 lease runs at once against one lab: zero double leases (docs/architecture.md, "Targets").
 
 Each run is its own process (as 50 ``ansible-playbook`` runs would be) calling the
 collection's leasing code for a distinct lease name; afterwards every MAC must belong to

@@ -36,12 +36,18 @@ def _add_serve_options(p):
                    help="CIDR metal allocations take addresses from (default: %(default)s)")
     for role in ("view", "edit", "admin"):
         p.add_argument("--hmac-%s-key" % role, default=None,
-                       help="HMAC key of Metal-%s (default: random, kept in the state dir)" % role.title())
+                       help="HMAC key of Metal-%s (default: $FLEETLAB_HMAC_%s_KEY, else random, kept in the "
+                            "state dir; prefer the environment: arguments show in ps)" % (role.title(), role.upper()))
     p.add_argument("--metal-env-role", default="edit", choices=("view", "edit", "admin"),
                    help="which key metal.env carries (default: edit)")
     p.add_argument("--metal-token", action="append", metavar="ROLE=TOKEN",
-                   help="accept 'Authorization: Bearer TOKEN' with ROLE (repeatable)")
+                   help="accept 'Authorization: Bearer TOKEN' with ROLE (repeatable; also "
+                        "$FLEETLAB_METAL_TOKENS=ROLE=TOKEN,...; prefer the environment: arguments show in ps)")
     p.add_argument("--driver-opt", action="append", metavar="KEY=VALUE", help="driver-specific option")
+    p.add_argument("--max-connections", type=int, default=None,
+                   help="open connections per face at most (default 256; more are closed at once)")
+    p.add_argument("--idle-timeout", type=float, default=None,
+                   help="seconds a silent connection is kept (default 60)")
     p.add_argument("--quiet", action="store_true", help="log only to the state dir")
     p.add_argument("--no-access-log", action="store_true", help="do not log every request")
 
@@ -161,6 +167,15 @@ def cmd_up(args):
     started = time.time()
     argv = [sys.executable, "-m", "fleetlab", "serve", "--quiet"]
     skip = {"command", "timeout", "quiet"}
+    # secrets reach the background server through its environment, never its argv (ps shows that)
+    env = dict(os.environ)
+    for role in ("view", "edit", "admin"):
+        if getattr(args, "hmac_%s_key" % role, None):
+            env["FLEETLAB_HMAC_%s_KEY" % role.upper()] = getattr(args, "hmac_%s_key" % role)
+    if args.metal_token:
+        env["FLEETLAB_METAL_TOKENS"] = ",".join([t for t in env.get("FLEETLAB_METAL_TOKENS", "").split(",") if t]
+                                                + list(args.metal_token))
+    skip |= {"hmac_view_key", "hmac_edit_key", "hmac_admin_key", "metal_token"}
     for key, value in vars(args).items():
         if key in skip or value is None or value is False:
             continue
@@ -176,7 +191,7 @@ def cmd_up(args):
             argv += [flag, str(value)]
     out = open(os.path.join(state, "daemon.out"), "ab")
     proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                            start_new_session=True, cwd=os.getcwd())
+                            start_new_session=True, cwd=os.getcwd(), env=env)
     deadline = time.time() + args.timeout
     while time.time() < deadline:
         if proc.poll() is not None:

@@ -98,6 +98,9 @@ class ApiError(Exception):
         self.bare = bare  # body is a bare JSON string (tenant filter)
 
 
+_INT64 = (-(1 << 63), (1 << 63) - 1)
+
+
 def _json_type(value):
     if isinstance(value, bool):
         return "bool"
@@ -120,7 +123,7 @@ def _check_types(body, fields, struct):
         ok = {
             _STR: isinstance(v, str),
             _BOOL: isinstance(v, bool),
-            _INT: isinstance(v, int) and not isinstance(v, bool),
+            _INT: isinstance(v, int) and not isinstance(v, bool) and _INT64[0] <= v <= _INT64[1],
             _LIST: isinstance(v, list),
             _OBJ: isinstance(v, dict),
         }[kind]
@@ -283,6 +286,8 @@ class MetalFace:
             return {}
         try:
             body = json.loads(raw)
+        except RecursionError:
+            raise ApiError(400, "json: exceeded max depth")  # Go's decoder stops at 10000 levels
         except ValueError as exc:
             raise ApiError(400, _go_json_error(raw.decode("utf-8", "replace"), exc))
         if body is None:
@@ -545,8 +550,12 @@ class MetalFace:
                 if not isinstance(value, list):
                     raise ApiError(400, "json: cannot unmarshal %s into Go struct field MachineSearchQuery.%s of"
                                    " type []string" % (_json_type(value), key))
+                for item in value:
+                    if not isinstance(item, str):
+                        raise ApiError(400, "json: cannot unmarshal %s into Go struct field MachineSearchQuery.%s of"
+                                       " type string" % (_json_type(item), key))
             elif key == "hardware_memory":
-                if not isinstance(value, int) or isinstance(value, bool):
+                if not isinstance(value, int) or isinstance(value, bool) or not _INT64[0] <= value <= _INT64[1]:
                     raise ApiError(400, "json: cannot unmarshal %s into Go struct field MachineSearchQuery.%s of"
                                    " type int64" % (_json_type(value), key))
             elif key == "allocation_succeeded":

@@ -24,7 +24,7 @@ from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
 
 from . import pool as P
-from .util import BodyTooLarge, dumps, read_body, rfc3339nano
+from .util import BodyTooLarge, dumps, load_bounded_yaml, read_body, rfc3339nano
 
 # name, method, route, path, description (plunder pkg/services/handler.go, pkg/parlay/handler.go)
 ENDPOINTS = [
@@ -207,9 +207,14 @@ class PlunderFace:
                 raise ValueError("not an object")
         except ValueError as exc:
             raise _Fail(W_SERVER, str(exc))
-        boot = _ordered({k: str(v) for k, v in boot.items() if k in BOOT_CONFIG_KEYS}, BOOT_CONFIG_KEYS)
+        if any(not isinstance(v, str) for k, v in boot.items() if k in BOOT_CONFIG_KEYS):
+            raise _Fail(W_SERVER, "json: cannot unmarshal into Go struct field BootConfig of type string")
+        boot = _ordered({k: v for k, v in boot.items() if k in BOOT_CONFIG_KEYS}, BOOT_CONFIG_KEYS)
         for k in ("configName", "configType", "kernelPath", "initrdPath", "cmdline"):
             boot.setdefault(k, "")
+        if not boot["configName"].strip():
+            # stricter than plunder: a nameless boot config could never be referenced by a deployment
+            raise _Fail(W_SERVER, "Boot Configuration has no configName")
         with self.pool.tx() as conn:
             cfg = self.pool.kv_get("plunder.config")
             if any(b.get("configName") == boot["configName"] for b in cfg["bootConfigs"]):
@@ -280,10 +285,11 @@ class PlunderFace:
         return {"payload": {"globalConfig": global_cfg, "deployments": deps or None}}
 
     def _parse_yaml_or_json(self, raw, warning):
-        import yaml  # plunder tries YAML (a superset) then JSON
+        # plunder tries YAML (a superset) then JSON; aliases are bounded (an alias bomb of a few
+        # hundred bytes would otherwise be stored as megabytes)
         try:
-            return yaml.safe_load(raw.decode("utf-8")) if raw.strip() else None
-        except (yaml.YAMLError, UnicodeDecodeError) as exc:
+            return load_bounded_yaml(raw.decode("utf-8")) if raw.strip() else None
+        except (ValueError, UnicodeDecodeError) as exc:
             raise _Fail(warning, "Unable to parse configuration as either yaml or json\n %s" % exc)
 
     def _check_deployment(self, dep, boots, conn, allow_leased_by=None):
@@ -302,6 +308,8 @@ class PlunderFace:
         if m is None:
             raise _Fail(W_DEPLOY, "Unknown MAC address [%s]: not a machine of this lab" % raw_mac)
         name = dep.get("bootConfigName", "") or ""
+        if not isinstance(name, str):
+            raise _Fail(W_DEPLOY, "Unable to parse deployment configuration")  # Go: cannot unmarshal into string
         if name not in boots:
             raise _Fail(W_DEPLOY, "Host [%s] uses unknown config [%s], stopping config update" % (raw_mac, name))
         address = config.get("address", "")

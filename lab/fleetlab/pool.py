@@ -752,4 +752,11 @@ def load_pool_file(path):
 
 def open_pool(state_dir, loop_period=None, lease_network="10.77.0.0/16"):
     os.makedirs(state_dir, exist_ok=True)
-    return Pool(os.path.join(state_dir, "pool.sqlite"), loop_period=loop_period, lease_network=lease_network)
+    path = os.path.join(state_dir, "pool.sqlite")
+    # the pool holds leases' user data and SSH keys: owner-only. SQLite gives its -wal and -shm
+    # files the main file's mode, so the main file is created 0600 before SQLite opens it.
+    os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+    for name in (path, path + "-wal", path + "-shm"):
+        if os.path.exists(name):
+            os.chmod(name, 0o600)
+    return Pool(path, loop_period=loop_period, lease_network=lease_network)

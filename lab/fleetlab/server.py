@@ -36,6 +36,12 @@ from .metal import AUTH_TYPES, MetalFace
 from .plunder import PlunderFace
 
 CLIENT_FILES = ("plunderclient.yaml", "metal.env", "lab.json")
+TOKENS_ENV = "FLEETLAB_METAL_TOKENS"  # ROLE=TOKEN[,ROLE=TOKEN...]
+
+
+def secret_env(role):
+    """The environment variable that carries the HMAC key of ``role`` (view, edit, admin)."""
+    return "FLEETLAB_HMAC_%s_KEY" % role.upper()
 log = logging.getLogger("fleetlab")
 
 
@@ -50,26 +56,46 @@ class _Handler(WSGIRequestHandler):
 class _Server(ThreadedWSGIServer):
     """Werkzeug's threaded server. TLS handshakes run in the connection's own thread (a client
     that connects and stays silent cannot stall the accept loop), and each connection thread
-    closes its pool connection at the end."""
+    closes its pool connection at the end. Connections are bounded: at most ``max_connections``
+    open at once (more are closed at once), and one that stays silent for ``idle_timeout`` s
+    is closed, so idle clients cannot pile up threads."""
 
     daemon_threads = True
     pool = None
     tls = None  # ssl.SSLContext of an HTTPS face
     handshake_timeout = 30.0
+    idle_timeout = 60.0
+    max_connections = 256
+
+    def server_activate(self):
+        super().server_activate()
+        self._slots = threading.BoundedSemaphore(self.max_connections)
+
+    def process_request(self, request, client_address):
+        if not self._slots.acquire(blocking=False):
+            log.warning("%d connections open: closing the one from %s", self.max_connections, client_address)
+            self.shutdown_request(request)
+            return
+        try:
+            super().process_request(request, client_address)
+        except Exception:
+            self._slots.release()
+            raise
 
     def process_request_thread(self, request, client_address):
         try:
+            request.settimeout(self.handshake_timeout if self.tls is not None else self.idle_timeout)
             if self.tls is not None:
                 try:
-                    request.settimeout(self.handshake_timeout)
                     request = self.tls.wrap_socket(request, server_side=True)
-                    request.settimeout(None)
+                    request.settimeout(self.idle_timeout)
                 except (OSError, ssl.SSLError) as exc:
                     log.debug("TLS handshake with %s failed: %s", client_address, exc)
                     self.shutdown_request(request)
                     return
             super().process_request_thread(request, client_address)
         finally:
+            self._slots.release()
             if self.pool is not None:
                 self.pool.close()
 
@@ -125,7 +151,8 @@ class Lab:
             log.info("pool: %d machines (%d new)", self.pool.count(), added)
         self.keys = self._hmac_keys()
         tokens = {}
-        for item in opts.metal_token or []:
+        from_env = [t for t in os.environ.get(TOKENS_ENV, "").split(",") if t.strip()]
+        for item in list(opts.metal_token or []) + from_env:
             role, _, token = item.partition("=")
             if role not in AUTH_TYPES or not token:
                 raise SystemExit("--metal-token expects ROLE=TOKEN with ROLE view, edit or admin")
@@ -141,7 +168,8 @@ class Lab:
             with open(path, encoding="utf-8") as fh:
                 keys = json.load(fh)
         for role in ("view", "edit", "admin"):
-            given = getattr(self.opts, "hmac_%s_key" % role, None)
+            # the environment keeps them out of `ps`; the flags are for throw-away labs
+            given = getattr(self.opts, "hmac_%s_key" % role, None) or os.environ.get(secret_env(role))
             if given:
                 keys[role] = given
             keys.setdefault(role, "fleetlab-%s-%s" % (role, secrets.token_hex(12)))
@@ -165,6 +193,8 @@ class Lab:
         # plunder answers errors in its envelope (HTTP 200), metal-api with a status and a message
         plunder_app = _guarded(self.plunder, self.driver, lambda msg: (200, {"error": msg}))
         metal_app = _guarded(self.metal, self.driver, lambda msg: (503, {"statuscode": 503, "message": msg}))
+        _Server.idle_timeout = float(getattr(self.opts, "idle_timeout", None) or _Server.idle_timeout)
+        _Server.max_connections = int(getattr(self.opts, "max_connections", None) or _Server.max_connections)
         plunder_srv = _Server(bind, self.opts.plunder_port, plunder_app, handler=_Handler)
         if ssl_ctx is not None:
             plunder_srv.tls = ssl_ctx

@@ -83,3 +83,58 @@ def pid_alive(pid):
     except OSError:
         return False
     return True
+
+
+MAX_ALIASES = 64  # YAML aliases one request body may use
+
+
+def load_bounded_yaml(text, max_aliases=MAX_ALIASES, max_size=MAX_BODY):
+    """``yaml.safe_load`` that refuses (ValueError) a document using more than ``max_aliases``
+    aliases or expanding, as if every alias were a copy, past ``max_size`` (scalars count their
+    length). A YAML alias bomb is a few hundred bytes that expand to gigabytes."""
+    import yaml
+
+    class _Loader(yaml.SafeLoader):
+        aliases = 0
+
+        def compose_node(self, parent, index):
+            if self.check_event(yaml.AliasEvent):
+                self.aliases += 1
+                if self.aliases > max_aliases:
+                    raise ValueError("more than %d YAML aliases" % max_aliases)
+            return super().compose_node(parent, index)
+
+    try:
+        data = yaml.load(text, Loader=_Loader)  # noqa: S506  (a SafeLoader subclass)
+    except yaml.YAMLError as exc:
+        raise ValueError(str(exc))
+    except RecursionError:
+        raise ValueError("document nested too deep")
+    if expanded_size(data, max_size) > max_size:
+        raise ValueError("document expands past %d bytes" % max_size)
+    return data
+
+
+def expanded_size(obj, limit):
+    """Size of ``obj`` with shared sub-objects counted at every use, computed once per object;
+    the answer is exact up to ``limit`` and only "more than limit" beyond it."""
+    memo = {}
+
+    def size(o, depth=0):
+        key = id(o)
+        if key in memo:
+            return memo[key]
+        if depth > 1000:
+            return limit + 1
+        if isinstance(o, dict):
+            n = 1 + sum(size(k, depth + 1) + size(v, depth + 1) for k, v in o.items())
+        elif isinstance(o, (list, tuple)):
+            n = 1 + sum(size(v, depth + 1) for v in o)
+        elif isinstance(o, (str, bytes)):
+            n = 1 + len(o)
+        else:
+            n = 1
+        memo[key] = n = min(n, limit + 1)
+        return n
+
+    return size(obj)

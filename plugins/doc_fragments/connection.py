@@ -55,14 +55,17 @@ options:
     default: true
   api_timeout:
     description:
-      - Seconds to wait for one HTTP reply.
+      - Seconds to wait for one HTTP reply, between 1 and 3600.
+      - A call with all its retries ends within twice this time, so a server that stops answering
+        holds a task for at most 60 seconds by default.
     type: int
     default: 30
   api_retries:
     description:
       - How often a request is repeated, with exponential backoff, after a transient fault
-        (connection refused, HTTP 5xx, timeout). Writes that may or may not have happened are
-        only repeated after the server state has been read again.
+        (connection refused, HTTP 5xx, timeout), between 0 and 20, within the bound of O(api_timeout).
+        Writes that may or may not have happened are only repeated after the server state has been
+        read again.
     type: int
     default: 4
 """
@@ -92,9 +95,8 @@ options:
     env:
       - name: METALCTL_HMAC
   api_hmac_auth_type:
-    description: HMAC auth type (the user the key belongs to).
+    description: HMAC auth type (the user the key belongs to); V(Metal-Edit) when neither set nor in the environment.
     type: str
-    default: Metal-Edit
     choices: [Metal-View, Metal-Edit, Metal-Admin]
     env:
       - name: METALCTL_HMAC_AUTH_TYPE
@@ -108,11 +110,11 @@ options:
     type: bool
     default: true
   api_timeout:
-    description: Seconds to wait for one HTTP reply.
+    description: Seconds to wait for one HTTP reply (1 to 3600); a call with its retries ends within twice this.
     type: int
     default: 30
   api_retries:
-    description: How often a request is repeated, with exponential backoff, after a transient fault.
+    description: How often a request is repeated, with exponential backoff, after a transient fault (0 to 20).
     type: int
     default: 4
 """

@@ -143,30 +143,20 @@ import os
 import re
 
 from ansible.errors import AnsibleParserError
-from ansible.module_utils.common.text.converters import to_native
 from ansible.plugins.inventory import BaseInventoryPlugin, Cacheable, Constructable
 from ansible.utils.vars import isidentifier
 
-try:
-    from ansible_collections.baremetal.fleet.plugins.module_utils.connection import provider_from_params
-    from ansible_collections.baremetal.fleet.plugins.module_utils.pool import PoolError
-    HAS_POOL = True
-    POOL_IMPORT_ERROR = None
-except ImportError as exc:  # pragma: no cover - the collection is always installed whole
-    HAS_POOL = False
-    POOL_IMPORT_ERROR = exc
-    PoolError = Exception
-
-    def provider_from_params(params):
-        raise AnsibleParserError("baremetal.fleet.pool: cannot import the pool backends: %s" % POOL_IMPORT_ERROR)
+from ansible_collections.baremetal.fleet.plugins.module_utils.connection import (
+    OPTION_NAMES as CONNECTION_OPTIONS,
+    SECRET_OPTIONS,
+    provider_from_params,
+    redact,
+)
+from ansible_collections.baremetal.fleet.plugins.module_utils.pool import PoolError
 
 # Cache entry layout; bump when the stored record changes.
 CACHE_FORMAT = 1
 
-# Connection options handed to the backend factory.
-CONNECTION_OPTIONS = ("provider", "plunder_config", "api_url", "api_hmac", "api_hmac_auth_type", "api_token",
-                      "validate_certs", "api_timeout", "api_retries")
-SECRET_OPTIONS = ("api_hmac", "api_token")
 
 # Record fields (Machine attributes) kept in the cache and exposed as host variables.
 FIELDS = ("id", "mac", "provider", "provider_id", "state", "vendor", "size", "partition", "rack", "labels",
@@ -178,7 +168,6 @@ LEASED_STATES = ("leased", "installing", "provisioned")
 
 _UNSAFE_HOST_CHARS = re.compile(r"[^A-Za-z0-9._-]+")
 _UNSAFE_GROUP_CHARS = re.compile(r"[^A-Za-z0-9_]+")
-_URL_USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)[^/@\s]+@")
 
 
 def safe_host_name(value):
@@ -220,17 +209,23 @@ def machine_record(machine):
     return rec
 
 
+_ID, _LABELS, _OWNED = FIELDS.index("id"), FIELDS.index("labels"), FIELDS.index("owned")
+
+
+def _valid_rows(rows):
+    """Whether cached rows have the shape this version writes (one list of FIELDS per machine)."""
+    if not isinstance(rows, list):
+        return False
+    width = len(FIELDS)
+    for row in rows:
+        if not isinstance(row, list) or len(row) != width or not isinstance(row[_ID], str) \
+                or not isinstance(row[_LABELS], dict) or not isinstance(row[_OWNED], bool):
+            return False
+    return True
+
+
 def is_leased(record):
     return record.get("lease_name") is not None or record.get("state") in LEASED_STATES
-
-
-def redact(text, secrets):
-    """``text`` without secret values and without user:password@ in URLs."""
-    text = _URL_USERINFO.sub(r"\g<scheme>***@", to_native(text))
-    for secret in secrets:
-        if secret and len(secret) >= 4:
-            text = text.replace(secret, "********")
-    return text
 
 
 class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
@@ -282,7 +277,7 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
 
     def _fingerprint(self, options, status, filters):
         """What the cached data depends on (never the secrets)."""
-        endpoint = options.get("api_url") or ""
+        endpoint = redact(options.get("api_url") or "")  # no user:password@ in the cache
         config = options.get("plunder_config") or ""
         if config:
             config = os.path.realpath(os.path.expanduser(config))
@@ -321,9 +316,10 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
             except KeyError:
                 entry = None
             if isinstance(entry, dict) and entry.get("query") == fingerprint \
-                    and isinstance(entry.get("machines"), list):
+                    and _valid_rows(entry.get("machines")):
                 # rows in FIELDS order: a list per machine loads much faster than a dict
                 return [dict(zip(FIELDS, row)) for row in entry["machines"]]
+            # a malformed entry (edited, truncated, another version's) is a miss: fetched and rewritten
         records = self._fetch(options, status, filters)
         if use_cache:
             rows = [[rec[key] for key in FIELDS] for rec in records]

@@ -14,41 +14,65 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import os
+import re
 
 from ansible_collections.baremetal.fleet.plugins.module_utils.pool import PoolError
+from ansible_collections.baremetal.fleet.plugins.module_utils.transport import DEFAULT_RETRIES, DEFAULT_TIMEOUT
 
 PROVIDERS = ("plunder", "metal")
 HMAC_AUTH_TYPES = ("Metal-View", "Metal-Edit", "Metal-Admin")
 DEFAULT_HMAC_AUTH_TYPE = "Metal-Edit"
 
-# option -> environment variable(s), DESIGN §4
-ENV_FALLBACKS = {
-    "provider": ("FLEET_PROVIDER",),
-    "plunder_config": ("PLUNDER_CLIENT_CONFIG",),
-    "api_url": ("METALCTL_API_URL",),
-    "api_hmac": ("METALCTL_HMAC",),
-    "api_hmac_auth_type": ("METALCTL_HMAC_AUTH_TYPE",),
-    "api_token": ("METALCTL_APITOKEN",),
-}
+
+class Option:
+    """One connection option. The table below is the only declaration: the modules' argument
+    spec, the environment fallbacks, the defaults and the inventory plugin's option keys come
+    from it, and a unit test holds both doc fragments to it."""
+
+    def __init__(self, name, type="str", default=None, choices=None, env=(), no_log=False, bounds=None):
+        self.name = name
+        self.type = type
+        self.default = default
+        self.choices = choices
+        self.env = tuple(env)
+        self.no_log = no_log
+        self.bounds = bounds  # (lowest, highest) for an int
+
+    def argument_spec(self):
+        from ansible.module_utils.basic import env_fallback
+
+        spec = dict(type=self.type)
+        if self.default is not None:
+            spec["default"] = self.default
+        if self.choices:
+            spec["choices"] = list(self.choices)
+        if self.no_log:
+            spec["no_log"] = True
+        if self.env:
+            spec["fallback"] = (env_fallback, list(self.env))
+        return spec
+
+
+CONNECTION_OPTIONS = (
+    Option("provider", choices=PROVIDERS, env=("FLEET_PROVIDER",)),
+    Option("plunder_config", type="path", env=("PLUNDER_CLIENT_CONFIG",)),
+    Option("api_url", env=("METALCTL_API_URL",)),
+    Option("api_hmac", env=("METALCTL_HMAC",), no_log=True),
+    Option("api_hmac_auth_type", choices=HMAC_AUTH_TYPES, env=("METALCTL_HMAC_AUTH_TYPE",)),
+    Option("api_token", env=("METALCTL_APITOKEN",), no_log=True),
+    Option("validate_certs", type="bool", default=True),
+    Option("api_timeout", type="int", default=DEFAULT_TIMEOUT, bounds=(1, 3600)),
+    Option("api_retries", type="int", default=DEFAULT_RETRIES, bounds=(0, 20)),
+)
+OPTIONS = dict((o.name, o) for o in CONNECTION_OPTIONS)
+OPTION_NAMES = tuple(o.name for o in CONNECTION_OPTIONS)
+SECRET_OPTIONS = tuple(o.name for o in CONNECTION_OPTIONS if o.no_log)
+ENV_FALLBACKS = dict((o.name, o.env) for o in CONNECTION_OPTIONS if o.env)
 
 
 def connection_argument_spec():
     """The argument spec piece every module of the collection takes."""
-    from ansible.module_utils.basic import env_fallback
-
-    return dict(
-        provider=dict(type="str", choices=list(PROVIDERS),
-                      fallback=(env_fallback, list(ENV_FALLBACKS["provider"]))),
-        plunder_config=dict(type="path", fallback=(env_fallback, list(ENV_FALLBACKS["plunder_config"]))),
-        api_url=dict(type="str", fallback=(env_fallback, list(ENV_FALLBACKS["api_url"]))),
-        api_hmac=dict(type="str", no_log=True, fallback=(env_fallback, list(ENV_FALLBACKS["api_hmac"]))),
-        api_hmac_auth_type=dict(type="str", choices=list(HMAC_AUTH_TYPES),
-                                fallback=(env_fallback, list(ENV_FALLBACKS["api_hmac_auth_type"]))),
-        api_token=dict(type="str", no_log=True, fallback=(env_fallback, list(ENV_FALLBACKS["api_token"]))),
-        validate_certs=dict(type="bool", default=True),
-        api_timeout=dict(type="int", default=30),
-        api_retries=dict(type="int", default=4),
-    )
+    return dict((o.name, o.argument_spec()) for o in CONNECTION_OPTIONS)
 
 
 def _value(params, key, environ):
@@ -61,6 +85,40 @@ def _value(params, key, environ):
     return value
 
 
+def _bounded(params, key, default, low, high):
+    value = params.get(key)
+    if value is None or value == "":
+        return default
+    try:
+        value = int(value)
+    except (TypeError, ValueError):
+        raise PoolError("%s must be a whole number, got %r" % (key, value))
+    if not low <= value <= high:
+        raise PoolError("%s must be between %d and %d, got %d" % (key, low, high, value))
+    return value
+
+
+_URL_USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)(?P<userinfo>[^/@\s]+)@")
+
+
+def url_secrets(url):
+    """The ``user:password`` part of a URL (and the password alone), to be kept out of output."""
+    match = _URL_USERINFO.search(url or "")
+    if not match:
+        return []
+    userinfo = match.group("userinfo")
+    return [userinfo] + ([userinfo.split(":", 1)[1]] if ":" in userinfo else [])
+
+
+def redact(text, secrets=()):
+    """``text`` without secret values and without ``user:password@`` in URLs."""
+    text = _URL_USERINFO.sub(r"\g<scheme>***@", "%s" % (text,))
+    for secret in secrets:
+        if secret and len(secret) >= 4:
+            text = text.replace(secret, "********")
+    return text
+
+
 def resolve_settings(params, environ=None):
     """Return a complete settings dict: given options, then env fallbacks, then defaults."""
     environ = os.environ if environ is None else environ
@@ -71,10 +129,10 @@ def resolve_settings(params, environ=None):
     validate = params.get("validate_certs")
     if isinstance(validate, str):
         validate = validate.strip().lower() not in ("0", "false", "no", "off")
-    out["validate_certs"] = True if validate is None else bool(validate)
-    out["api_timeout"] = int(params.get("api_timeout") or 30)
-    retries = params.get("api_retries")
-    out["api_retries"] = 4 if retries is None else int(retries)
+    out["validate_certs"] = OPTIONS["validate_certs"].default if validate is None else bool(validate)
+    for key in ("api_timeout", "api_retries"):
+        option = OPTIONS[key]
+        out[key] = _bounded(params, key, option.default, *option.bounds)
     if out["api_hmac_auth_type"] is None:
         out["api_hmac_auth_type"] = DEFAULT_HMAC_AUTH_TYPE
     provider = out["provider"]
@@ -120,8 +178,3 @@ def provider_from_params(params, environ=None):
         settings["api_url"], hmac_key=settings["api_hmac"], hmac_auth_type=settings["api_hmac_auth_type"],
         token=settings["api_token"], validate_certs=settings["validate_certs"],
         timeout=settings["api_timeout"], retries=settings["api_retries"])
-
-
-def connect(**options):
-    """Keyword form of provider_from_params: ``connect(provider="metal", api_url=...)``."""
-    return provider_from_params(options)

@@ -19,6 +19,7 @@ import threading
 
 from ansible_collections.baremetal.fleet.plugins.module_utils import pool
 from ansible_collections.baremetal.fleet.plugins.module_utils.pool import (
+    PoolAddressConflict,
     PoolConflict,
     PoolError,
     normalize_mac,
@@ -29,6 +30,8 @@ _HOST_LABEL = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$")
 SELECTOR_KEYS = ("size", "partition", "vendor", "labels", "rack")
 SPREAD_KEYS = ("rack", "vendor", "size", "partition")
 MAX_CONFLICT_RETRIES = 20
+#: the most machines one lease may hold: checked before any member is built
+MAX_MEMBERS = 10000
 
 
 def render_hostname(template, name, index):
@@ -42,6 +45,7 @@ class Member:
     """One wanted machine of a lease."""
 
     def __init__(self, name, index, hostname, selectors, mac=None, machine_id=None, address=None):
+        self.from_range = False  # address picked from address_range (another may be tried)
         self.name = name
         self.index = index
         self.hostname = hostname
@@ -59,6 +63,9 @@ def wanted_members(params):
     addresses = list(params.get("addresses") or [])
     members = []
     if params.get("machines"):
+        if len(params["machines"]) > MAX_MEMBERS:
+            raise PoolError("lease %s lists %d machines; at most %d per lease" % (name, len(params["machines"]),
+                                                                                 MAX_MEMBERS))
         for index, entry in enumerate(params["machines"]):
             sel = dict(base)
             for key in SELECTOR_KEYS:
@@ -75,6 +82,9 @@ def wanted_members(params):
             count = 1
         if count < 0:
             raise PoolError("count must not be negative (got %d)" % count)
+        if count > MAX_MEMBERS:
+            raise PoolError("lease %s: count %d is more than one lease may hold (%d); split it into several leases"
+                            % (name, count, MAX_MEMBERS))
         for index in range(count):
             mname = render_hostname(template, name, index)
             address = addresses[index] if index < len(addresses) else None
@@ -82,6 +92,7 @@ def wanted_members(params):
     import ipaddress
 
     seen = set()
+    seen_addresses = {}
     for member in members:
         for label in member.hostname.split("."):
             if not _HOST_LABEL.match(label):
@@ -90,10 +101,15 @@ def wanted_members(params):
                                 machine=member.name)
         if member.address:
             try:
-                ipaddress.ip_address(u"%s" % member.address)
+                member.address = str(ipaddress.ip_address(u"%s" % member.address))
             except ValueError:
                 raise PoolError("lease %s: address %r for %s is not an IP address" % (name, member.address, member.name),
                                 machine=member.name)
+            if member.address in seen_addresses:
+                raise PoolError("lease %s gives address %s to both %s and %s: one address, one machine"
+                                % (name, member.address, seen_addresses[member.address], member.name),
+                                machine=member.name)
+            seen_addresses[member.address] = member.name
         if member.name in seen:
             raise PoolError("lease %s names machine %s twice" % (name, member.name))
         seen.add(member.name)
@@ -120,6 +136,68 @@ def address_pool(cidr, used):
     for addr in candidates:
         if str(addr) not in used:
             yield str(addr)
+
+
+class AddressBook:
+    """Addresses for a backend without IPAM (``provider.needs_addresses``): the caller's own,
+    checked against what other leases hold, or the next free one of ``address_range``. Shared by
+    the leasing threads; an address another lease took meanwhile is never offered again."""
+
+    def __init__(self, provider, lease, members, address_range):
+        self.lease = lease
+        self.provider_name = provider.name
+        self.used = provider.used_addresses()
+        given = set(m.address for m in members if m.address)
+        self.lock = threading.Lock()
+        self.range = address_range
+        self.free = address_pool(address_range, self.used | given) if address_range else None
+
+    def assign(self, missing):
+        """Give every missing member an address (or fail before anything is written)."""
+        for member in missing:
+            if member.address:
+                if member.address in self.used:
+                    raise PoolConflict("lease %s: address %s for %s is already used by another deployment"
+                                       % (self.lease, member.address, member.name), machine=member.name)
+                continue
+            if self.free is None:
+                raise PoolError("%s has no IPAM: lease %s needs an address for %s; give addresses "
+                                "(a list) or address_range (a CIDR)" % (self.provider_name, self.lease, member.name),
+                                machine=member.name)
+            member.address = self.take(member)
+            member.from_range = True
+
+    def take(self, member):
+        with self.lock:
+            try:
+                return next(self.free)
+            except StopIteration:
+                raise PoolConflict("lease %s: address_range %s has no free address left for %s"
+                                   % (self.lease, self.range, member.name), machine=member.name)
+
+
+def _rank(machine):
+    return (machine.rank is None, machine.rank if machine.rank is not None else 0, machine.id or "")
+
+
+def holders_by_member(machines):
+    """{member name: [machines]} with the earliest lease first (it keeps the name)."""
+    out = {}
+    for machine in sorted(machines, key=_rank):
+        out.setdefault(machine.lease_name, []).append(machine)
+    return out
+
+
+def duplicate_warnings(lease, machines):
+    """One warning per member name held by more than one machine (two callers at once)."""
+    out = []
+    for name, holders in sorted(holders_by_member(machines).items(), key=lambda kv: str(kv[0])):
+        if len(holders) > 1:
+            out.append("lease %s: %s is held by %d machines: %s keeps the name (leased first); extra: %s. Wipe the "
+                       "extra machines by MAC/id (force: true) to give them back"
+                       % (lease, name, len(holders), holders[0].mac or holders[0].id,
+                          ", ".join(m.mac or m.id for m in holders[1:])))
+    return out
 
 
 HARDWARE_KEYS = ("rack", "size", "partition", "vendor", "labels")
@@ -292,11 +370,23 @@ def ensure_present(provider, params, check_mode=False, workers=8):
     """Lease whatever members of ``params['name']`` are missing. Returns a result dict."""
     lease = params["name"]
     template = params.get("hostname_template") or DEFAULT_TEMPLATE
+    provider.check_template(template)
     members = wanted_members(params)
     existing = provider.lease_members(lease, names=[m.name for m in members], template=template,
                                       project=params.get("project"))
     apply_hardware(existing, params.get("hardware"))
-    by_name = dict((m.lease_name, m) for m in existing)
+    holders = holders_by_member(existing)
+    by_name = dict((name, found[0]) for name, found in holders.items())
+    duplicates = duplicate_warnings(lease, existing)
+    invalid = provider.invalid_members(list(by_name.values()))
+    for machine in [m for m in by_name.values() if m.id in invalid]:
+        # replaced below like a missing member (released first, except in check mode)
+        duplicates.append("lease %s: %s (%s) is replaced: %s" % (lease, machine.lease_name, machine.mac or machine.id,
+                                                                invalid[machine.id]))
+        if not check_mode:
+            provider.release_machine(machine)
+        del by_name[machine.lease_name]
+        existing = [m for m in existing if m.id != machine.id]
     for member in members:
         have = by_name.get(member.name)
         if have is not None and member.mac and have.mac != member.mac:
@@ -306,7 +396,7 @@ def ensure_present(provider, params, check_mode=False, workers=8):
     wanted_names = set(m.name for m in members)
     extras = [m for m in existing if m.lease_name not in wanted_names]
     before = _lease_state(existing)
-    result = {"changed": False, "machines": [], "warnings": []}
+    result = {"changed": False, "machines": [], "warnings": list(duplicates)}
     if extras:
         result["warnings"].append(
             "lease %s also holds %s beyond what this task asks for; they are kept (state=absent releases all)"
@@ -318,11 +408,11 @@ def ensure_present(provider, params, check_mode=False, workers=8):
                           "after": {"lease": lease, "machines": before}}
         return result
 
-    if provider.name == "plunder":
+    if provider.hostname_is_member:
         for member in missing:
             if member.hostname != member.name:
-                raise PoolError("lease %s: on plunder the hostname is the lease key, so %s cannot have hostname %s"
-                                % (lease, member.name, member.hostname), machine=member.name)
+                raise PoolError("lease %s: on %s the hostname is the lease key, so %s cannot have hostname %s"
+                                % (lease, provider.name, member.name, member.hostname), machine=member.name)
     image = provider.check_image(params.get("image"))
     # selectors every missing member shares are pushed to the server where it can filter
     common = missing[0].selectors if all(m.selectors == missing[0].selectors for m in missing) else None
@@ -331,8 +421,7 @@ def ensure_present(provider, params, check_mode=False, workers=8):
         candidates = apply_hardware(provider.list_machines(status="unleased"), hardware)
     else:
         candidates = provider.list_machines(status="unleased", filters=common or None)
-    if hasattr(provider, "is_fresh"):
-        candidates = [m for m in candidates if provider.is_fresh(m)]
+    candidates = [m for m in candidates if provider.is_candidate(m)]
     spread_by = params.get("spread_by")
     taken_values = set()
     if spread_by:
@@ -340,25 +429,11 @@ def ensure_present(provider, params, check_mode=False, workers=8):
     planner = LeasePlanner(candidates, spread_by=spread_by, taken_values=taken_values)
     planner.check_feasible(missing, lease)
 
-    # Addresses: plunder has no IPAM, they come from the caller.
-    if provider.name == "plunder":
-        used = provider.used_addresses()
-        given = set(m.address for m in members if m.address)
-        gen = address_pool(params["address_range"], used | given) if params.get("address_range") else None
-        for member in missing:
-            if member.address:
-                if member.address in used:
-                    raise PoolConflict("lease %s: address %s for %s is already used by another deployment"
-                                       % (lease, member.address, member.name), machine=member.name)
-                continue
-            if gen is None:
-                raise PoolError("plunder has no IPAM: lease %s needs an address for %s; give addresses "
-                                "(a list) or address_range (a CIDR)" % (lease, member.name), machine=member.name)
-            try:
-                member.address = next(gen)
-            except StopIteration:
-                raise PoolConflict("lease %s: address_range %s has no free address left for %s"
-                                   % (lease, params["address_range"], member.name), machine=member.name)
+    # Addresses: a backend without IPAM gets them from the caller, reserved as they are written.
+    book = None
+    if provider.needs_addresses:
+        book = AddressBook(provider, lease, members, params.get("address_range"))
+        book.assign(missing)
 
     options = _provider_options(params)
     result["changed"] = True
@@ -384,16 +459,25 @@ def ensure_present(provider, params, check_mode=False, workers=8):
 
     def lease_one(member):
         conflicts = []
+        machine = None
         for _attempt in range(MAX_CONFLICT_RETRIES):
-            machine = planner.pick(member)
             if machine is None:
-                break
+                machine = planner.pick(member)
+                if machine is None:
+                    break
             try:
                 return provider.lease_machine(machine, lease, member.name, member.hostname,
                                               address=member.address, image=image, options=options)
+            except PoolAddressConflict as err:
+                conflicts.append("address %s: %s" % (member.address, err.msg))
+                if book is None or not member.from_range:
+                    raise PoolConflict("lease %s: address %s for %s was taken by another lease meanwhile"
+                                       % (lease, member.address, member.name), machine=member.name)
+                member.address = book.take(member)  # same machine, the next free address
             except PoolConflict as err:
                 planner.drop(machine)
                 conflicts.append("%s: %s" % (machine.mac or machine.id, err.server_error or err.msg))
+                machine = None
                 if member.mac or member.machine_id:
                     raise
         raise PoolConflict("lease %s: no unleased machine left for %s (%s)%s"
@@ -421,6 +505,7 @@ def ensure_present(provider, params, check_mode=False, workers=8):
             msg += "; COULD NOT release: %s" % "; ".join(rollback_errors)
         raise PoolError(msg, machine=missing[index].name, url=getattr(err, "url", None),
                         status=getattr(err, "status", None), server_error=getattr(err, "server_error", None))
+    leased = _settle(provider, lease, template, params.get("project"), leased, result["warnings"])
     new = dict((m.lease_name, m) for m in leased)
     result["machines"] = [machine_result(by_name[m.name]) if m.name in by_name else
                           machine_result(new[m.name], changed=True) for m in members] + \
@@ -431,10 +516,31 @@ def ensure_present(provider, params, check_mode=False, workers=8):
     return result
 
 
+def _settle(provider, lease, template, project, leased, warnings):
+    """Two callers leasing one member name at once each get a machine. After writing, read the
+    lease back: the earliest lease of a name keeps it, a later one gives its machine back and
+    reports the keeper. Every caller reads after its own write, so any two agree."""
+    found = holders_by_member(provider.lease_members(lease, names=[m.lease_name for m in leased],
+                                                     template=template, project=project))
+    out = []
+    for mine in leased:
+        holders = found.get(mine.lease_name) or []
+        keeper = holders[0] if holders else mine
+        if (keeper.id, keeper.mac) == (mine.id, mine.mac):
+            out.append(mine)
+            continue
+        provider.release_machine(mine)
+        warnings.append("lease %s: %s was leased by another run at the same time; it keeps %s, this run gave "
+                        "back %s" % (lease, mine.lease_name, keeper.mac or keeper.id, mine.mac or mine.id))
+        out.append(keeper)
+    return out
+
+
 def ensure_absent(provider, params, check_mode=False, workers=8):
     """Release every machine of the lease (backends that cannot release without wiping wipe)."""
     lease = params["name"]
     template = params.get("hostname_template") or DEFAULT_TEMPLATE
+    provider.check_template(template)
     names = [m.name for m in wanted_members(params)] if params.get("machines") else []
     existing = provider.lease_members(lease, names=names, template=template, project=params.get("project"))
     targets = [m for m in existing if provider.is_owned(m, lease=lease, template=template)]

@@ -213,7 +213,8 @@ def machine_from_response(mr):
         lease_name=(allocation or {}).get("name") or None,
         hostname=(allocation or {}).get("hostname") or None,
         address=_first_address(allocation), image=image,
-        owned=OWNER_TAG in tags, last_event=last_event, lease=lease)
+        owned=OWNER_TAG in tags, last_event=last_event, lease=lease,
+        rank=(pool.parse_time((allocation or {}).get("created")) or 0.0, mr.get("id") or "") if allocation else None)
 
 
 class MetalProvider(Provider):
@@ -280,9 +281,6 @@ class MetalProvider(Provider):
             query["allocation_project"] = project
         found = [machine_from_response(mr) for mr in self.client.find_machines(query)]
         return [m for m in found if m.lease_name]
-
-    def used_addresses(self):
-        return set()
 
     def check_image(self, image):
         if not image:
@@ -373,6 +371,9 @@ class MetalProvider(Provider):
     def back_in_loop(self, machine):
         current = machine_from_response(self.client.get_machine(machine.id))
         return current.state == pool.UNLEASED
+
+    def ownership_hint(self, lease):
+        return "on metal-api a machine is ours when its allocation carries the tag %s" % OWNER_TAG
 
     def is_owned(self, machine, lease=None, template=None):
         return bool(machine.owned) and (lease is None or machine.lease in (None, lease))

@@ -13,6 +13,8 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.baremetal.fleet.plugins.module_utils.connection import (
     connection_argument_spec,
     provider_from_params,
+    redact,
+    url_secrets,
 )
 from ansible_collections.baremetal.fleet.plugins.module_utils.pool import PoolError
 
@@ -30,12 +32,17 @@ def fleet_module(argument_spec, **kwargs):
 
 
 def run(module, action):
-    """``action(provider)`` returns the result dict; failures become fail_json."""
+    """``action(provider)`` returns the result dict; failures become fail_json. A password in
+    ``api_url`` (``https://user:password@host``) is masked everywhere, the echoed arguments too."""
+    secrets = url_secrets(module.params.get("api_url"))
+    for secret in secrets:
+        module.no_log_values.add(secret)
     try:
         provider = provider_from_params(module.params)
         result = action(provider)
     except PoolError as err:
-        module.fail_json(**err.to_fail_kwargs())
+        kwargs = err.to_fail_kwargs()
+        module.fail_json(**dict((k, redact(v, secrets) if isinstance(v, str) else v) for k, v in kwargs.items()))
     for warning in result.pop("warnings", None) or []:
         module.warn(warning)
     if not module._diff:

@@ -22,11 +22,13 @@ import time
 from ansible_collections.baremetal.fleet.plugins.module_utils import pool
 from ansible_collections.baremetal.fleet.plugins.module_utils.pool import (
     Machine,
+    PoolAddressConflict,
     PoolConflict,
     PoolError,
     PoolNotFound,
     Provider,
     normalize_mac,
+    parse_time,
 )
 from ansible_collections.baremetal.fleet.plugins.module_utils.transport import JsonHttp
 
@@ -236,16 +238,12 @@ class PlunderClient:
         return self.call("deploymentID", "PATCH", "/" + dashed(mac), body=body, machine=mac,
                          what="update deployment of %s" % mac)
 
-    def delete_deployment(self, mac=None, address=None):
-        """Remove a deployment by address (preferred, as cluster-api-plunder) or MAC.
-        Returns False when it was already gone."""
+    def delete_deployment(self, mac):
+        """Remove the deployment of ``mac``. Always by MAC: an address can be held by more than
+        one deployment (plunder has no IPAM), a MAC by one only. False when it was already gone."""
         try:
-            if address:
-                self.call("deploymentAddress", "DELETE", "/" + dashed(address), machine=mac or address,
-                          what="delete deployment %s" % address)
-            else:
-                self.call("deploymentMac", "DELETE", "/" + dashed(mac), machine=mac,
-                          what="delete deployment %s" % mac)
+            self.call("deploymentMac", "DELETE", "/" + dashed(mac), machine=mac,
+                      what="delete deployment %s" % mac)
         except PoolNotFound:
             return False
         return True
@@ -325,7 +323,7 @@ class _PlunderReader(Provider):
                        size=entry.get("size") or "", partition=entry.get("partition") or "",
                        rack=entry.get("rack") or "", labels=labels, last_seen=entry.get("time"))
 
-    def _from_deployment(self, dep):
+    def _from_deployment(self, dep, rank=None):
         mac = (dep.get("mac") or "").lower()
         cfg = dep.get("config") or {}
         hostname = cfg.get("hostname") or None
@@ -333,7 +331,7 @@ class _PlunderReader(Provider):
         return Machine(id=mac, mac=mac, provider=self.name, state=pool.LEASED,
                        vendor=vendor_for_mac(mac), lease_name=hostname, hostname=hostname,
                        address=cfg.get("address") or None, image=dep.get("bootConfigName") or None,
-                       owned=False, lease=lease)
+                       owned=False, lease=lease, rank=rank)
 
     def snapshot(self):
         """(deployments by MAC, unleased entries by MAC) in two reads."""
@@ -375,8 +373,9 @@ class _PlunderReader(Provider):
                 return self._from_deployment(dep)
         raise PoolNotFound("no machine %s on plunder" % ref, machine=str(ref), url=self.client.url)
 
-    def is_fresh(self, machine, now=None):
-        """Seen in the reboot loop recently (cluster-api-plunder takes < 10 min)."""
+    def is_candidate(self, machine, now=None):
+        """Seen in the reboot loop recently (cluster-api-plunder takes < 10 min): plunder keeps
+        listing a machine that stopped looping (it never forgets a MAC)."""
         if not self.unleased_max_age or not machine.last_seen:
             return True
         seen = parse_time(machine.last_seen)
@@ -385,23 +384,27 @@ class _PlunderReader(Provider):
         return ((now or time.time()) - seen) <= self.unleased_max_age
 
 
-def parse_time(value):
-    """Seconds since the epoch for an RFC 3339 time with optional fraction and offset."""
-    match = re.match(r"^(\d{4})-(\d\d)-(\d\d)[Tt ](\d\d):(\d\d):(\d\d)(\.\d+)?([Zz]|[+-]\d\d:?\d\d)?$",
-                     str(value or "").strip())
-    if not match:
-        return None
-    import calendar
+def check_template_unambiguous(template):
+    """PoolError unless a hostname made by ``template`` names one lease and index only: ``{index}``
+    is digits, so it must be kept apart from ``{name}`` (and from digits) by a non-digit."""
+    if "{index}" not in template or "{name}" not in template:
+        raise PoolError("hostname_template %r must contain {name} and {index}: on plunder the hostname is "
+                        "the only mark of a lease" % template)
+    for match in re.finditer(r"\{index\}", template):
+        before, after = template[:match.start()], template[match.end():]
+        for side in (before[-6:] if before.endswith("{name}") else before[-1:],
+                     after[:6] if after.startswith("{name}") else after[:1]):
+            if side == "{name}" or side.isdigit():
+                raise PoolError("hostname_template %r cannot tell leases apart on plunder: {index} needs a "
+                                "non-digit separator from {name} and from digits (lease n's n10 would also be "
+                                "lease n1's n0); use e.g. {name}-{index}" % template)
 
-    year, mon, day, hour, minute, sec = (int(match.group(i)) for i in range(1, 7))
-    frac = float(match.group(7) or 0)
-    stamp = calendar.timegm((year, mon, day, hour, minute, sec, 0, 0, 0)) + frac
-    zone = match.group(8)
-    if zone and zone not in ("Z", "z"):
-        sign = -1 if zone[0] == "-" else 1
-        digits = zone[1:].replace(":", "")
-        stamp -= sign * (int(digits[:2]) * 3600 + int(digits[2:]) * 60)
-    return stamp
+
+def guarded_wipe_command(mac, mib=1000):
+    """The disk wipe (the first ``mib`` MiB of /dev/sda), run only by a host that has ``mac``:
+    grep of its interfaces, then dd, in one shell."""
+    return ("sh -c 'grep -qix %s /sys/class/net/*/address && exec dd if=/dev/zero of=/dev/sda bs=1024k count=%d'"
+            % (normalize_mac(mac), int(mib)))
 
 
 def template_regex(template, lease):
@@ -430,26 +433,61 @@ class PlunderProvider(_PlunderReader):
     probe_interval = 0.25
     wipe_timeout = 120.0
 
-    def _deployment_machine(self, dep, lease=None):
-        machine = self._from_deployment(dep)
+    needs_addresses = True
+    hostname_is_member = True
+
+    def _deployment_machine(self, dep, lease=None, rank=None):
+        machine = self._from_deployment(dep, rank=rank)
         if lease is not None:
             machine.lease = lease
             machine.owned = True
         return machine
 
+    def check_template(self, template):
+        """A deployment's hostname is the only mark plunder keeps, so it must name exactly one
+        lease and index: with ``{name}{index}``, lease ``n`` would claim lease ``n1``'s ``n10``."""
+        check_template_unambiguous(template or "{name}-{index}")
+
+    def ownership_hint(self, lease):
+        if lease:
+            return "on plunder a machine belongs to lease %s when its hostname is one of the lease's member names" % lease
+        return "on plunder name the lease the machines belong to"
+
     def lease_members(self, lease, names=None, template="{name}-{index}", project=None):
-        """Deployments of ``lease``: hostname among ``names`` or matching the template."""
-        regex = template_regex(template or "{name}-{index}", lease)
+        """Deployments of ``lease``: hostname among ``names`` or made by the template (exactly:
+        ``check_template`` refuses templates that cannot tell two leases apart)."""
+        template = template or "{name}-{index}"
+        check_template_unambiguous(template)
+        regex = template_regex(template, lease)
         names = set(names or ())
         out = []
-        for dep in self.client.deployments():
+        for rank, dep in enumerate(self.client.deployments()):
             hostname = (dep.get("config") or {}).get("hostname") or ""
             if hostname in names or regex.match(hostname):
-                out.append(self._deployment_machine(dep, lease))
+                out.append(self._deployment_machine(dep, lease, rank=rank))
         return out
 
     def used_addresses(self):
         return set((d.get("config") or {}).get("address") for d in self.client.deployments()) - {None, ""}
+
+    def invalid_members(self, machines):
+        """Members whose address an earlier deployment holds (a run that died between writing
+        its deployment and checking the address leaves that behind)."""
+        first = {}
+        for dep in self.client.deployments():
+            address = (dep.get("config") or {}).get("address")
+            if address:
+                first.setdefault(address, (dep.get("mac") or "").lower())
+        return dict((m.id, "its address %s belongs to the earlier deployment of %s" % (m.address, first[m.address]))
+                    for m in machines if m.address and first.get(m.address) not in (None, m.mac))
+
+    def _address_holder(self, address):
+        """MAC of the deployment that holds ``address``: the earliest one (plunder lists them in
+        creation order), so that racing writers agree on who keeps it."""
+        for dep in self.client.deployments():
+            if (dep.get("config") or {}).get("address") == address:
+                return (dep.get("mac") or "").lower()
+        return None
 
     def check_image(self, image):
         name = image or self.default_boot_config
@@ -466,6 +504,13 @@ class PlunderProvider(_PlunderReader):
         if hostname != member:
             raise PoolError("on plunder the hostname is the lease key: %s != %s" % (hostname, member))
         self.client.create_deployment(machine.mac, image or self.default_boot_config, address, hostname)
+        # No IPAM: reserve by re-reading. Whoever wrote the address first keeps it; a later
+        # writer removes its own deployment and may try another address.
+        holder = self._address_holder(address)
+        if holder != machine.mac:
+            self.client.delete_deployment(machine.mac)
+            raise PoolAddressConflict("address %s was taken by another deployment (%s) while leasing %s"
+                                      % (address, holder or "gone", member), machine=machine.mac)
         return Machine(id=machine.mac, mac=machine.mac, provider=self.name, state=pool.LEASED,
                        vendor=machine.vendor, size=machine.size, partition=machine.partition, rack=machine.rack,
                        labels=machine.labels, lease_name=member, hostname=hostname, address=address,
@@ -473,7 +518,7 @@ class PlunderProvider(_PlunderReader):
 
     def release_machine(self, machine):
         """Remove the deployment; plunder lets a machine go without wiping it."""
-        return self.client.delete_deployment(mac=machine.mac, address=machine.address)
+        return self.client.delete_deployment(machine.mac)
 
     def probe_machine(self, machine):
         """cluster-api-plunder's readiness check: run ``uptime`` through parlay, read the log."""
@@ -503,22 +548,46 @@ class PlunderProvider(_PlunderReader):
                 return log
             time.sleep(self.probe_interval)
 
+    def _proven_address(self, machine):
+        """The address of ``machine``'s deployment, proven to be its own: the deployment of its
+        MAC has it and no other deployment does. Raises PoolNotFound / PoolConflict otherwise."""
+        deps = self.client.deployments()
+        mine = [d for d in deps if (d.get("mac") or "").lower() == machine.mac]
+        if not mine:
+            raise PoolNotFound("%s has no deployment any more" % machine.mac, machine=machine.mac)
+        address = (mine[0].get("config") or {}).get("address") or None
+        if not address:
+            return None
+        others = sorted((d.get("mac") or "").lower() for d in deps
+                        if (d.get("config") or {}).get("address") == address
+                        and (d.get("mac") or "").lower() != machine.mac)
+        if others:
+            raise PoolConflict("address %s of %s is also the address of %s: the wipe could reach another "
+                               "machine, so nothing was run" % (address, machine.mac, ", ".join(others)),
+                               machine=machine.mac)
+        return address
+
     def wipe_machine(self, machine, force=False):
         """cluster-api-plunder's de-provisioning: enable sysrq, zero the disk start, reboot;
-        then remove the deployment so that the machine re-enters the reboot loop.
-        Returns False when, forced, the deployment was removed although the wipe failed
-        (the machine keeps its disk and will not come back to the loop by itself)."""
-        if machine.address:
-            self.client.delete_parlay_logs(machine.address)
-            self.client.parlay(WIPE_DEPLOYMENT, machine.address, [
+        then remove the deployment (by MAC) so that the machine re-enters the reboot loop.
+
+        Two proofs guard the disk: the deployment's address belongs to this MAC alone, and the
+        wipe itself runs only on a host that has this MAC (``grep`` of /sys/class/net on the
+        machine, in the same shell as ``dd``); parlay stops at that failed step, before the reboot.
+        Returns False when, forced, the deployment was removed although the wipe failed (the
+        machine keeps its disk and will not come back to the loop by itself)."""
+        address = self._proven_address(machine)
+        if address:
+            self.client.delete_parlay_logs(address)
+            self.client.parlay(WIPE_DEPLOYMENT, address, [
                 {"name": WIPE_TASKS[0], "type": "command", "timeout": 0, "command": "tee /proc/sys/kernel/sysrq",
                  "commandSudo": "root", "commandPipeCmd": "echo \"1\""},
                 {"name": WIPE_TASKS[1], "type": "command", "timeout": 0,
-                 "command": "dd if=/dev/zero of=/dev/sda bs=1024k count=1000", "commandSudo": "root"},
+                 "command": guarded_wipe_command(machine.mac), "commandSudo": "root"},
                 {"name": WIPE_TASKS[2], "type": "command", "timeout": 2, "command": "tee /proc/sysrq-trigger",
                  "commandSudo": "root", "commandPipeCmd": "echo \"b\""},
             ])
-            log = self._wait_log(machine.address, self.wipe_timeout) or {}
+            log = self._wait_log(address, self.wipe_timeout) or {}
             entries = log.get("entries") or []
             wiped = [e for e in entries if e.get("task") == WIPE_TASKS[1]]
             if not wiped or wiped[-1].get("error"):
@@ -530,17 +599,17 @@ class PlunderProvider(_PlunderReader):
                     detail = "no disk-wipe result (log state %s)" % log.get("state")
                 if not force:
                     raise PoolError("disk wipe of %s (%s) did not succeed; deployment kept (force=true removes it "
-                                    "anyway: check the disk first)"
-                                    % (machine.lease_name or machine.mac, machine.address),
+                                    "anyway: check the disk first; a host at %s without MAC %s refuses the wipe)"
+                                    % (machine.lease_name or machine.mac, address, address, machine.mac),
                                     machine=machine.mac, server_error=detail)
-                self.client.delete_deployment(mac=machine.mac, address=machine.address)
+                self.client.delete_deployment(machine.mac)
                 return False
         elif not force:
             raise PoolError("deployment of %s has no address to run the wipe on" % machine.mac, machine=machine.mac)
         else:
-            self.client.delete_deployment(mac=machine.mac, address=machine.address)
+            self.client.delete_deployment(machine.mac)
             return False
-        self.client.delete_deployment(mac=machine.mac, address=machine.address)
+        self.client.delete_deployment(machine.mac)
         return True
 
     def reinstall_machine(self, machine, image=None):
@@ -549,14 +618,15 @@ class PlunderProvider(_PlunderReader):
         boot = image or machine.image or self.default_boot_config
         if image and image != machine.image:
             self.client.update_deployment(machine.mac, boot, machine.address, machine.hostname)
-        self.client.delete_parlay_logs(machine.address)
-        self.client.parlay(WIPE_DEPLOYMENT, machine.address, [
+        address = self._proven_address(machine)
+        self.client.delete_parlay_logs(address)
+        self.client.parlay(WIPE_DEPLOYMENT, address, [
             {"name": WIPE_TASKS[1], "type": "command", "timeout": 0,
-             "command": "dd if=/dev/zero of=/dev/sda bs=1024k count=1000", "commandSudo": "root"},
+             "command": guarded_wipe_command(machine.mac), "commandSudo": "root"},
             {"name": WIPE_TASKS[2], "type": "command", "timeout": 2, "command": "tee /proc/sysrq-trigger",
              "commandSudo": "root", "commandPipeCmd": "echo \"b\""},
         ])
-        self._wait_log(machine.address, self.wipe_timeout)
+        self._wait_log(address, self.wipe_timeout)
         return True
 
     def back_in_loop(self, machine):
@@ -567,5 +637,7 @@ class PlunderProvider(_PlunderReader):
         if machine.owned:
             return True
         if lease and machine.hostname:
-            return bool(template_regex(template or "{name}-{index}", lease).match(machine.hostname))
+            template = template or "{name}-{index}"
+            check_template_unambiguous(template)
+            return bool(template_regex(template, lease).match(machine.hostname))
         return False

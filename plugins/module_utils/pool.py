@@ -12,6 +12,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import re
+from abc import ABC, abstractmethod
 
 # Lifecycle states, the same words for every backend.
 UNLEASED = "unleased"        # in the reboot loop, free to lease
@@ -74,6 +75,11 @@ class PoolConflict(PoolError):
     """The pool cannot satisfy the request (taken, too few machines, placement)."""
 
 
+class PoolAddressConflict(PoolConflict):
+    """The address a lease asked for was taken by another lease meanwhile. The provider has
+    already undone its own write; the caller may try another address."""
+
+
 def normalize_mac(value):
     """Return a MAC as lower-case colon form or raise PoolError."""
     if not isinstance(value, str) or not _MAC_RE.match(value.strip()):
@@ -87,12 +93,12 @@ class Machine:
     __slots__ = (
         "id", "mac", "provider", "state", "vendor", "size", "partition", "rack",
         "labels", "last_seen", "lease_name", "hostname", "address", "image", "owned",
-        "last_event", "lease",
+        "last_event", "lease", "rank",
     )
 
     def __init__(self, id, mac, provider, state=UNKNOWN, vendor="", size="", partition="",
                  rack="", labels=None, last_seen=None, lease_name=None, hostname=None,
-                 address=None, image=None, owned=False, last_event=None, lease=None):
+                 address=None, image=None, owned=False, last_event=None, lease=None, rank=None):
         self.id = id
         self.mac = mac
         self.provider = provider
@@ -110,6 +116,8 @@ class Machine:
         self.owned = owned
         self.last_event = last_event
         self.lease = lease  # the lease (group) name; ``lease_name`` is this machine's own name
+        # sortable: leased earlier ranks lower (the backend's creation order); None when unleased
+        self.rank = rank
 
     @property
     def provider_id(self):
@@ -123,7 +131,7 @@ class Machine:
         return self.state not in (UNLEASED, UNKNOWN) or self.lease_name is not None
 
     def to_dict(self):
-        out = dict((key, getattr(self, key)) for key in self.__slots__)
+        out = dict((key, getattr(self, key)) for key in self.__slots__ if key != "rank")
         out["provider_id"] = self.provider_id
         return out
 
@@ -131,50 +139,118 @@ class Machine:
         return "Machine(%s %s %s)" % (self.provider, self.id, self.state)
 
 
-class Provider:
-    """What every backend implements. Methods raise PoolError subclasses only."""
+class Provider(ABC):
+    """The contract every backend implements, and all the provider-neutral layer (``leasing``,
+    ``provisioning``, the modules and the inventory plugin) may call. A backend is one file that
+    subclasses this and implements every abstract method; ``tests/unit`` checks that each does.
+    Methods raise PoolError subclasses only.
 
+    Words: a *lease* (``demo``) is a group of machines leased together; a *member* (``demo-1``) is
+    one machine's name in it. ``template`` is the hostname template (``{name}-{index}``) that
+    turns a lease and an index into a member name.
+    """
+
+    #: backend name as users write it (``provider:``)
     name = None
+    #: the backend has no IPAM: every leased machine needs an address from the caller
+    needs_addresses = False
+    #: the member name is the only mark the backend can keep, so hostname must equal it
+    hostname_is_member = False
 
+    # --- reads ----------------------------------------------------------------------------
+    @abstractmethod
     def list_machines(self, status="all", filters=None):
         """Return [Machine]. ``status``: unleased | leased | all. ``filters``: dict of
-        size, partition, vendor, rack, labels (dict), lease_name, mac, id — pushed to the
+        size, partition, vendor, rack, labels (dict), lease_name, mac, id, pushed to the
         server where its API can filter."""
-        raise NotImplementedError
 
+    @abstractmethod
     def get_machine(self, ref):
         """Return one Machine by id or MAC, or raise PoolNotFound."""
-        raise NotImplementedError
 
-    # Writes. ``member`` is the machine's lease name (e.g. ``demo-1``), ``lease`` the
-    # lease it belongs to (``demo``). Each returns the Machine as the server then shows it.
+    @abstractmethod
+    def lease_members(self, lease, names=None, template=None, project=None):
+        """Machines leased under ``lease`` (members named in ``names`` or by ``template``),
+        each with ``rank`` set. Several machines may carry one member name when two callers
+        leased it at once; the neutral layer keeps the lowest rank."""
+
+    def used_addresses(self):
+        """Addresses other leases hold (backends that need caller-given addresses)."""
+        return set()
+
+    def invalid_members(self, machines):
+        """{machine id: reason} for leased members that cannot stay as they are (e.g. an address
+        another deployment holds since a run died half-way); the lease replaces them."""
+        return {}
+
+    def is_candidate(self, machine, now=None):
+        """Whether an unleased machine may be leased now (e.g. seen in the loop recently)."""
+        return True
+
+    # --- checks before anything is written --------------------------------------------------
+    @abstractmethod
+    def check_image(self, image):
+        """The image (or boot config) a lease will use; PoolError when the backend lacks it."""
+
+    def check_template(self, template):
+        """PoolError when ``template`` cannot tell this backend's leases apart."""
+
+    def ownership_hint(self, lease):
+        """How ownership works on this backend, for a refusal's message."""
+        return ""
+
+    # --- writes: each returns what the server then shows -----------------------------------
+    @abstractmethod
     def lease_machine(self, machine, lease, member, hostname, address=None, image=None, options=None):
-        """Lease one unleased machine under ``member`` and start its OS install."""
-        raise NotImplementedError
+        """Lease one unleased machine under ``member`` and start its OS install; return the
+        Machine. PoolConflict when the machine was taken meanwhile; PoolAddressConflict when
+        ``address`` was (the write is then undone)."""
 
+    @abstractmethod
     def release_machine(self, machine):
-        """Give a leased machine back, without wiping where the backend allows it."""
-        raise NotImplementedError
+        """Give a leased machine back, without wiping where the backend allows it.
+        Returns False when it was not leased any more."""
 
-    def wipe_machine(self, machine):
-        """Start wiping a leased machine; it returns to the reboot loop afterwards."""
-        raise NotImplementedError
+    @abstractmethod
+    def wipe_machine(self, machine, force=False):
+        """Wipe a leased machine's disks and return it to the reboot loop. True when wiped;
+        False when, ``force`` given, it was released although the wipe could not run."""
 
+    @abstractmethod
     def reinstall_machine(self, machine, image=None):
         """Write the OS again on a leased machine."""
-        raise NotImplementedError
 
+    @abstractmethod
     def probe_machine(self, machine):
-        """Return (state, detail): PROVISIONED once the OS is up and reachable."""
-        raise NotImplementedError
+        """Return (state, detail): PROVISIONED once the OS is up and reachable; ``failed``
+        when the install cannot succeed any more."""
 
-    def lease_members(self, lease, names=None, template=None, project=None):
-        """Machines leased under ``lease`` (owned by this collection)."""
-        raise NotImplementedError
+    @abstractmethod
+    def back_in_loop(self, machine):
+        """True once a wiped machine is unleased in the reboot loop again."""
 
-    def is_owned(self, machine, lease=None):
-        """True when the machine carries this collection's ownership mark."""
-        return bool(machine.owned)
+    @abstractmethod
+    def is_owned(self, machine, lease=None, template=None):
+        """True when the machine carries this collection's ownership mark (of ``lease``)."""
+
+
+def parse_time(value):
+    """Seconds since the epoch for an RFC 3339 time with optional fraction and offset."""
+    match = re.match(r"^(\d{4})-(\d\d)-(\d\d)[Tt ](\d\d):(\d\d):(\d\d)(\.\d+)?([Zz]|[+-]\d\d:?\d\d)?$",
+                     str(value or "").strip())
+    if not match:
+        return None
+    import calendar
+
+    year, mon, day, hour, minute, sec = (int(match.group(i)) for i in range(1, 7))
+    frac = float(match.group(7) or 0)
+    stamp = calendar.timegm((year, mon, day, hour, minute, sec, 0, 0, 0)) + frac
+    zone = match.group(8)
+    if zone and zone not in ("Z", "z"):
+        sign = -1 if zone[0] == "-" else 1
+        digits = zone[1:].replace(":", "")
+        stamp -= sign * (int(digits[:2]) * 3600 + int(digits[2:]) * 60)
+    return stamp
 
 
 def filter_machines(machines, filters):

@@ -179,17 +179,22 @@ def wipe(provider, params, check_mode=False, workers=8):
     if foreign and not force:
         names = ", ".join("%s (%s%s)" % (m.mac or m.id, "hostname " if m.hostname else "",
                                          m.hostname or m.lease_name or "no lease name") for m in foreign)
+        hint = provider.ownership_hint(lease)
         raise PoolError("refusing to wipe %s: not leased by this collection (no ownership mark%s); "
-                        "use force: true to wipe anyway"
-                        % (names, "" if provider.name == "metal" else
-                           ", i.e. not a member of lease %s" % lease if lease else
-                           "; on plunder name the lease the machines belong to"),
+                        "use force: true to wipe anyway" % (names, "; " + hint if hint else ""),
                         machine=foreign[0].mac or foreign[0].id)
     targets = [m for m in machines if m.state != pool.UNLEASED]
     tracker = Tracker(machines)
     before = _lease_state(targets)
     diff = {"before": {"lease": lease, "machines": before}, "after": {"lease": lease, "machines": {}}}
     result = {"changed": bool(targets), "diff": diff}
+    if not machines:
+        # nothing is not an error (a second run after a wipe), but it must not look like a wipe
+        result["msg"] = ("lease %s has no machines%s: nothing to wipe" % (lease, " (in project %s)" % params["project"]
+                                                                        if params.get("project") else "")
+                         if lease else "no machines selected: nothing to wipe")
+        if lease and not params.get("machines"):
+            result["warnings"] = [result["msg"]]
     if check_mode or not targets:
         result["machines"] = _report(machines, tracker, dict((m.id, {"changed": True}) for m in targets))
         result["failed_machines"] = []

@@ -4,7 +4,8 @@
 """JSON over HTTP(S) for the backends: bounded timeouts, retries with backoff.
 
 Every request names whether it is safe to repeat. Reads and idempotent writes are
-retried on transient faults (connection refused, 5xx, timeouts). A write that is not
+retried on transient faults (connection refused, 5xx, timeouts), and a call with all its
+retries ends within ``2 x timeout`` (a silent server cannot hold a task longer). A write that is not
 safe to repeat is retried only when it certainly did not reach the server (connection
 refused); when it may have happened, the caller's ``verify`` callback re-reads the
 server state first and decides whether the write must be sent again.
@@ -97,17 +98,19 @@ class JsonHttp:
         self.header_factory = header_factory
         self._sleep = sleep
         self.requests_sent = 0
+        # the whole call, retries and backoff included
+        self.total_timeout = 2.0 * float(timeout)
 
     def url(self, path):
         return self.base_url + path
 
-    def _once(self, method, url, data):
+    def _once(self, method, url, data, timeout=None):
         headers = dict(self.headers)
         if data is not None:
             headers["Content-Type"] = "application/json"
         if self.header_factory is not None:
             headers.update(self.header_factory(method))
-        kwargs = dict(method=method, url=url, data=data, headers=headers, timeout=self.timeout,
+        kwargs = dict(method=method, url=url, data=data, headers=headers, timeout=timeout or self.timeout,
                       validate_certs=self.validate_certs, follow_redirects="safe")
         if self.ssl_context is not None:
             kwargs["context"] = self.ssl_context
@@ -137,13 +140,20 @@ class JsonHttp:
         data = None if body is None else json.dumps(body).encode("utf-8")
         delay = self.backoff
         last = None
+        deadline = time.time() + self.total_timeout
+        tries = 0
         for attempt in range(self.retries + 1):
             if attempt:
-                self._sleep(min(delay, _BACKOFF_CAP))
+                left = deadline - time.time()
+                if left < 1.0:
+                    break  # no time for another attempt: report the last fault
+                self._sleep(min(delay, _BACKOFF_CAP, left / 2.0))
                 delay *= 2
             maybe_sent = False
+            left = deadline - time.time()
+            tries += 1
             try:
-                resp = self._once(method, url, data)
+                resp = self._once(method, url, data, timeout=max(1.0, min(float(self.timeout), left)))
                 if resp.status < 500:
                     return resp
                 last = PoolConnectionError("server error HTTP %s on %s %s" % (resp.status, method, url),
@@ -174,6 +184,8 @@ class JsonHttp:
                 done = verify()
                 if done is not None:
                     return done
+        last.msg = "%s (gave up after %d attempt(s) in %.0f s; each call is bounded by 2 x api_timeout = %.0f s)" % (
+            last.msg, tries, time.time() - deadline + self.total_timeout, self.total_timeout)
         raise last
 
 

@@ -244,3 +244,27 @@ def test_provision_reports_each_failed_machine(failing_lab, tmp_path):
     assert prov["msg"].startswith("1 machine(s) not ready: pf-1: install crashed")
     states = dict((m["name"], m["state"]) for m in prov["machines"])
     assert states["pf-0"] == "provisioned"
+
+
+def test_a_password_in_api_url_never_shows(lab, tmp_path):
+    """metalctl users paste URLs with user:password@: neither the error, the url nor the echoed
+    arguments may show the password (the server is unreachable on purpose: port 9 on loopback)."""
+    defaults = dict(connection_vars(lab, "metal"), api_url="http://fleetuser:TopSecret-99@127.0.0.1:9/metal",
+                    api_timeout=1, api_retries=1)
+    res = run_playbook(tmp_path, [{"name": "info", "baremetal.fleet.machine_info": {"status": "unleased"},
+                                   "register": "info", "ignore_errors": True}], module_defaults=defaults,
+                       extra_args=["-vvv"])
+    info = res.task("info")
+    assert info["failed"] and "cannot reach" in info["msg"]
+    assert "TopSecret-99" not in res.stdout + res.stderr
+    assert "***@127.0.0.1:9" in info["msg"]
+
+
+def test_a_wipe_of_a_lease_that_does_not_exist_says_so(lab, tmp_path):
+    name = _name("ghost")
+    res = run_playbook(tmp_path, [{"name": "wipe", "baremetal.fleet.wipe": {"name": name, "project": PROJECT},
+                                   "register": "wipe"}], module_defaults=connection_vars(lab, "metal"))
+    wipe = res.task("wipe")
+    assert res.rc == 0 and not wipe["changed"]
+    assert wipe["msg"] == "lease %s has no machines (in project %s): nothing to wipe" % (name, PROJECT)
+    assert any("nothing to wipe" in w for w in wipe.get("warnings", []))

@@ -175,7 +175,23 @@ def test_two_vms_loop_lease_install_ssh_wipe(os_image, vm_host, tmp_path):
             plunder.call("GET", "/parlay/logs/10-77-1-10").get("payload")), 60, step=0.5, what="parlay log")
         assert log["state"] == "Completed" and " up " in log["entries"][-1]["entry"]
 
-        # 5. wipe through each face; both VMs fall back into the loop, unleased
+        # 5. the collection's disk wipe runs only on the host with the MAC it names: aimed at this
+        #    VM with the other VM's MAC, the real shell refuses it and the disk stays as it was
+        from ansible_collections.baremetal.fleet.plugins.module_utils.plunder import guarded_wipe_command
+
+        wrong = {"deployments": [{"name": "wrong host", "hosts": ["10.77.1.10"], "parallel": False,
+                                  "parallelSessions": 0, "actions": [
+            {"name": "wipe", "type": "command", "timeout": 0, "command": guarded_wipe_command(mac_m, mib=100),
+             "commandSudo": "root"}]}]}
+        assert plunder.call("POST", "/parlay", wrong) == {}
+        refused = _wait(lambda: (lambda p: p if p and p["state"] != "Running" else None)(
+            plunder.call("GET", "/parlay/logs/10-77-1-10").get("payload")), 60, step=0.5, what="refused wipe")
+        assert refused["state"] == "Failed" and "status 1" in refused["entries"][-1]["error"], refused
+        still = _ssh(state, mac_p, key, "cat /etc/hostname && head -c 1048576 /dev/sda | tr -d '\\0' | wc -c")
+        assert still.returncode == 0 and still.stdout.split()[0] == "vm-plunder", still.stderr
+        assert int(still.stdout.split()[1]) > 0  # the disk's first MiB is not zeroed
+
+        # 6. wipe through each face; both VMs fall back into the loop, unleased
         t_wipe = time.time()
         metal.ok("DELETE", "/v1/machine/%s/free" % by_mac[mac_m]["id"])
         wipe = {"deployments": [{"name": "Cluster-API de-provisioning", "hosts": ["10.77.1.10"], "parallel": False,
@@ -183,13 +199,13 @@ def test_two_vms_loop_lease_install_ssh_wipe(os_image, vm_host, tmp_path):
             {"name": "sysrq", "type": "command", "timeout": 0, "command": "tee /proc/sys/kernel/sysrq",
              "commandSudo": "root", "commandPipeCmd": "echo \"1\""},
             {"name": "wipe", "type": "command", "timeout": 0,
-             "command": "dd if=/dev/zero of=/dev/sda bs=1024k count=100", "commandSudo": "root"},
+             "command": guarded_wipe_command(mac_p, mib=100), "commandSudo": "root"},
             {"name": "reset", "type": "command", "timeout": 2, "command": "tee /proc/sysrq-trigger",
              "commandSudo": "root", "commandPipeCmd": "echo \"b\""}]}]}
         assert plunder.call("POST", "/parlay", wipe) == {}
         _wait(lambda: (lambda p: p if p and p["state"] != "Running" and len(p["entries"]) >= 3 else None)(
             plunder.call("GET", "/parlay/logs/10-77-1-10").get("payload")), 120, step=0.5, what="wipe parlay")
-        assert plunder.call("DELETE", "/deployment/address/10-77-1-10") == {}
+        assert plunder.call("DELETE", "/deployment/mac/%s" % mac_p.replace(":", "-")) == {}
         _wait(lambda: set(i["mac"] for i in plunder.unleased()) >= set(macs), 180, step=1,
               what="both wiped VMs back in the loop")
         t_back = time.time() - t_wipe

@@ -43,7 +43,35 @@ cannot run.
 """
 import json
 import os
+import re
 import time
+
+_SUDO_RE = re.compile(r"^sudo\s+(-n\s+)?(-u\s+\S+\s+)?")
+#: a disk wipe, as plunder's de-provisioning map runs it
+DD_WIPE_RE = re.compile(r"(^|\s)dd\s.*\bof=/dev/(sd[a-z]|vd[a-z]|nvme\d+n\d+|xvd[a-z])\b")
+SYSRQ_RE = re.compile(r"(^|\s)tee\s+/proc/sysrq-trigger\b")
+#: ``sh -c 'grep -qix MAC /sys/class/net/*/address && exec CMD'``: CMD runs only on a host with MAC
+_HOST_GUARD_RE = re.compile(r"^sh -c '\s*grep -qix (?P<mac>[0-9A-Fa-f]{2}(:[0-9A-Fa-f]{2}){5}) "
+                            r"/sys/class/net/\*/address && exec (?P<rest>[^']+)'$")
+
+
+def strip_sudo(command):
+    """``command`` without the ``sudo -n -u USER`` prefixes parlay puts in front."""
+    cmd = (command or "").strip()
+    while True:
+        stripped = _SUDO_RE.sub("", cmd, count=1)
+        if stripped == cmd:
+            return cmd
+        cmd = stripped
+
+
+def host_guard(command):
+    """(mac, inner command) of a command guarded by the host's MAC, else (None, command). A
+    simulated machine answers the guard as the real shell would: only the host with MAC runs it."""
+    match = _HOST_GUARD_RE.match(command)
+    if not match:
+        return None, command
+    return match.group("mac").lower(), match.group("rest").strip()
 
 HEALTH_FILE = "driver.json"
 STARTING, READY, FAILED = "starting", "ready", "failed"

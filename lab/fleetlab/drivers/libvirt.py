@@ -32,19 +32,15 @@ import binascii
 import json
 import logging
 import os
-import re
 import threading
 import time
 import uuid
 
 from .. import pool as P
-from .base import FAILED, READY, STARTING, Driver
+from .base import DD_WIPE_RE, FAILED, READY, STARTING, SYSRQ_RE, Driver, strip_sudo
 
 log = logging.getLogger("fleetlab.libvirt")
 
-_SUDO_RE = re.compile(r"^sudo\s+(-n\s+)?(-u\s+\S+\s+)?")
-_SYSRQ_RE = re.compile(r"(^|\s)tee\s+/proc/sysrq-trigger\b")
-_DD_WIPE_RE = re.compile(r"(^|\s)dd\s.*\bof=/dev/(sd[a-z]|vd[a-z]|nvme\d+n\d+|xvd[a-z])\b")
 WIPE_COMMAND = ("dd if=/dev/zero of=/dev/sda bs=1M count=64 conv=fsync 2>/dev/null; sync; "
                 "echo 1 > /proc/sys/kernel/sysrq; (sleep 1; echo b > /proc/sysrq-trigger) >/dev/null 2>&1 &")
 
@@ -354,13 +350,8 @@ class LibvirtDriver(Driver):
         limit = float(timeout) if timeout and float(timeout) < 86400 else None
         code, out, err = self.vm.ssh(machine["mac"], command, timeout=limit, stdin=stdin)
         output = (out + err).rstrip("\r\n")
-        cmd = (command or "").strip()
-        while True:
-            stripped = _SUDO_RE.sub("", cmd, count=1)
-            if stripped == cmd:
-                break
-            cmd = stripped
-        if code != 0 and _SYSRQ_RE.search(cmd) and str(stdin or "").strip() == "b" \
+        cmd = strip_sudo(command)
+        if code != 0 and SYSRQ_RE.search(cmd) and str(stdin or "").strip() == "b" \
                 and self.pool.get(machine["id"])["disk_state"] == "blank":
             # plunder's wipe map: once dd has zeroed the disk, userland may no longer start
             # (ld.so and tee are gone), so the sysrq reboot cannot run over SSH; the kernel
@@ -373,7 +364,7 @@ class LibvirtDriver(Driver):
             return False, output, "ssh: %s" % err.strip()
         if code != 0:
             return False, output, "Process exited with status %d" % code
-        if _DD_WIPE_RE.search(cmd):
+        if DD_WIPE_RE.search(cmd):
             # the OS on disk is gone: the next boot falls through to the network (the loop)
             self.pool.set_columns(machine["id"], disk_state="blank")
         return True, output, ""

@@ -16,13 +16,12 @@ unreachable machine answers like an SSH dial timeout; ``dd ... of=/dev/sda`` bla
 disk; ``echo b | tee /proc/sysrq-trigger`` reboots it (a blank disk then PXE-boots).
 """
 
-import re
 import shlex
 import threading
 import time
 
 from .. import pool as P
-from .base import Driver
+from .base import DD_WIPE_RE, Driver, host_guard, strip_sudo
 
 PRESETS = {
     # seconds; "fast" suits tests, "realistic" resembles real hardware / TCG VMs
@@ -34,8 +33,6 @@ PRESETS = {
                   "ssh_timeout": 0.8},
 }
 
-_SUDO_RE = re.compile(r"^sudo\s+(-n\s+)?(-u\s+\S+\s+)?")
-_DD_WIPE_RE = re.compile(r"(^|\s)dd\s.*\bof=/dev/(sd[a-z]|vd[a-z]|nvme\d+n\d+|xvd[a-z])\b")
 
 
 class SimDriver(Driver):
@@ -174,13 +171,11 @@ class SimDriver(Driver):
         if not self.reachable(machine):
             time.sleep(self.ssh_timeout)
             return False, "", "dial tcp %s:22: i/o timeout" % address
-        cmd = (command or "").strip()
-        while True:
-            stripped = _SUDO_RE.sub("", cmd, count=1)
-            if stripped == cmd:
-                break
-            cmd = stripped
-        if _DD_WIPE_RE.search(cmd):
+        cmd = strip_sudo(command)
+        guard_mac, cmd = host_guard(cmd)
+        if guard_mac is not None and guard_mac != (machine.get("mac") or "").lower():
+            return False, "", "Process exited with status 1"  # grep found no such interface
+        if DD_WIPE_RE.search(cmd):
             self.pool.set_columns(machine["id"], disk_state="blank")
             return True, ("1000+0 records in\n1000+0 records out\n"
                           "1048576000 bytes (1.0 GB, 1000 MiB) copied, 1.9 s, 552 MB/s"), ""

@@ -67,6 +67,12 @@ class StrictFakeProvider(pool.Provider):
     def get_machine(self, ref):
         raise AssertionError("the inventory plugin must list, not get machines one by one")
 
+    def _never(self, *args, **kwargs):
+        raise AssertionError("the inventory plugin only reads the pool")
+
+    lease_members = check_image = lease_machine = release_machine = wipe_machine = _never
+    reinstall_machine = probe_machine = back_in_loop = is_owned = _never
+
 
 def free(i, **kw):
     mac = "52:54:00:00:01:%02x" % i
@@ -438,3 +444,34 @@ def test_expired_cache_entry_is_refetched(monkeypatch, tmp_path):
     time.sleep(1.5)
     inventory, provider, _s = run(monkeypatch, tmp_path, text, provider=StrictFakeProvider([free(7)]))
     assert len(provider.calls) == 1 and sorted(inventory.hosts) == ["m-52-54-00-00-01-07"]
+
+
+@pytest.mark.parametrize("damage", ["short row", "labels not a dict", "rows not a list"])
+def test_malformed_cache_entry_is_a_miss(monkeypatch, tmp_path, damage):
+    """An entry with the right fingerprint but rows of another shape is fetched again and rewritten,
+    not a failure of every later run until --flush-cache."""
+    import json
+
+    cache_dir = tmp_path / "cache"
+    text = CACHE.format(dir=cache_dir) + "status: all\n"
+    first, _p, _s = run(monkeypatch, tmp_path, text)
+    (entry,) = [cache_dir / f for f in os.listdir(str(cache_dir))]
+    wrapper = json.loads(entry.read_text())  # ansible's jsonfile cache wraps the value
+    data = json.loads(wrapper["__payload__"]) if "__payload__" in wrapper else wrapper
+    if damage == "short row":
+        data["machines"][0] = data["machines"][0][:3]
+    elif damage == "labels not a dict":
+        data["machines"][0][list(plugin_mod.FIELDS).index("labels")] = "x"
+    else:
+        data["machines"] = {"oops": 1}
+    if "__payload__" in wrapper:
+        wrapper["__payload__"] = json.dumps(data)
+    else:
+        wrapper = data
+    entry.write_text(json.dumps(wrapper))
+    second, provider, _s = run(monkeypatch, tmp_path, text)
+    assert len(provider.calls) == 1
+    assert hosts_and_vars(second) == hosts_and_vars(first)
+    third, quiet, _s = run(monkeypatch, tmp_path, text,
+                           provider=StrictFakeProvider(POOL, fail=AssertionError("rewritten entry expected")))
+    assert quiet.calls == [] and hosts_and_vars(third) == hosts_and_vars(first)
