@@ -209,7 +209,9 @@ def machine_record(machine):
     return rec
 
 
-_ID, _LABELS, _OWNED = FIELDS.index("id"), FIELDS.index("labels"), FIELDS.index("owned")
+_ID = FIELDS.index("id")
+_LABELS = FIELDS.index("labels")
+_OWNED = FIELDS.index("owned")
 
 
 def _valid_rows(rows):
