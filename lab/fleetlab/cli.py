@@ -10,7 +10,7 @@ import subprocess
 import sys
 import time
 
-from .util import pid_alive
+from .util import pid_alive, stop_pid
 
 DEFAULT_STATE = os.environ.get("FLEETLAB_STATE", ".lab")
 
@@ -126,14 +126,7 @@ def _health(state):
 
 def _stop_server(pid, timeout=30.0):
     """SIGTERM the lab we started (its driver removes what it set up), SIGKILL after ``timeout``."""
-    if not pid or not pid_alive(pid):
-        return
-    os.kill(pid, signal.SIGTERM)
-    deadline = time.time() + timeout
-    while time.time() < deadline and pid_alive(pid):
-        time.sleep(0.1)
-    if pid_alive(pid):
-        os.kill(pid, signal.SIGKILL)
+    stop_pid(pid, timeout)
 
 
 def _driver_failed(state, pid, error, timeout=False):
@@ -318,8 +311,9 @@ def cmd_status(args):
         header = ("MAC", "ID", "VENDOR", "SIZE", "RACK", "STATE", "SINCE", "LEASE", "HOSTNAME", "ADDRESS")
         table = [header]
         now = time.time()
+        ids = _short_ids(m["id"] for m in rows)
         for m in rows:
-            table.append((m["mac"], m["id"][:8], (m["vendor"] or "-")[:18], m["size"], m["rack"], m["state"],
+            table.append((m["mac"], ids[str(m["id"])], (m["vendor"] or "-")[:18], m["size"], m["rack"], m["state"],
                           _ago(now - m["state_since"]), m["lease_name"] or "-", m["hostname"] or "-",
                           m["address"] or "-"))
         widths = [max(len(str(r[i])) for r in table) for i in range(len(header))]
@@ -328,6 +322,26 @@ def cmd_status(args):
         if args.limit and sum(counts.values()) > len(rows):
             print("... %d more (--limit 0 shows all)" % (sum(counts.values()) - len(rows)))
     return 0 if up and not failed else 1
+
+
+def _short_ids(all_ids, width=8):
+    """{id: the shortest tail (at least ``width`` characters) no other listed id shares}:
+    generated ids differ at their end, not their start."""
+    from collections import Counter
+
+    out = {}
+    pending = [str(i) for i in all_ids]
+    n = width
+    while pending:
+        counts = Counter(i[-n:] for i in pending)
+        rest = []
+        for ident in pending:
+            if counts[ident[-n:]] == 1 or n >= len(ident):
+                out[ident] = ident if n >= len(ident) else "…" + ident[-n:]
+            else:
+                rest.append(ident)
+        pending, n = rest, n + 1
+    return out
 
 
 def _ago(seconds):

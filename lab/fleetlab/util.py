@@ -68,6 +68,20 @@ def read_body(request, limit=MAX_BODY):
     return data
 
 
+def stop_pid(pid, timeout=10.0):
+    """SIGTERM process ``pid`` (one we started), SIGKILL when it is still there after ``timeout``."""
+    import signal
+
+    if not pid or not pid_alive(pid):
+        return
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and pid_alive(pid):
+        time.sleep(0.1)
+    if pid_alive(pid):
+        os.kill(pid, signal.SIGKILL)
+
+
 def pid_alive(pid):
     """Whether a process runs: a zombie (nothing reaps it where PID 1 is not an init) counts as gone."""
     try:

@@ -214,6 +214,12 @@ def apply_hardware(machines, hardware):
         if unknown:
             raise PoolError("hardware entry %s has unknown keys %s (allowed: %s)"
                             % (key, ", ".join(sorted(unknown)), ", ".join(HARDWARE_KEYS)))
+        if facts.get("labels") is not None and not isinstance(facts["labels"], dict):
+            raise PoolError("hardware entry %s: labels must be a mapping of label names to values, got %r"
+                            % (key, facts["labels"]))
+        for attr in ("rack", "size", "partition", "vendor"):
+            if isinstance(facts.get(attr), (dict, list)):
+                raise PoolError("hardware entry %s: %s must be a single value, got %r" % (key, attr, facts[attr]))
         try:
             key = normalize_mac(key)
         except PoolError:

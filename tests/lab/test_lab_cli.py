@@ -107,3 +107,13 @@ def test_one_server_per_state_dir(fresh_lab):
     assert proc.returncode != 0
     assert "another server is running" in proc.stderr
     assert os.path.exists(os.path.join(fresh_lab.state_dir, "metal.env"))  # the running lab is untouched
+
+
+def test_status_ids_tell_machines_apart():
+    from fleetlab.cli import _short_ids
+
+    ids = ["000001ab-0000-0000-0000-%012d" % i for i in range(1, 12)] + ["ffff"]
+    short = _short_ids(ids)
+    assert len(set(short.values())) == len(ids)
+    assert short[ids[0]] == "…00000001" and short["ffff"] == "ffff"
+    assert _short_ids(["x-10", "y-10"]) == {"x-10": "x-10", "y-10": "y-10"}

@@ -6,14 +6,13 @@ after the lab process died.
 import json
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
 import time
 
 from . import netns as _netns
-from ..util import pid_alive
+from ..util import pid_alive, stop_pid
 
 PRIVATE_BASE = "/run/fleetlab"
 RECORD = "vmlab.json"
@@ -71,12 +70,7 @@ def kill_pid(pid, name, timeout=10.0):
     """Stop process ``pid`` only if it still is the ``name`` we started."""
     if not pid or not pid_alive(pid) or name not in _cmdline(pid):
         return
-    os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and pid_alive(pid):
-        time.sleep(0.1)
-    if pid_alive(pid):
-        os.kill(pid, signal.SIGKILL)
+    stop_pid(pid, timeout)
 
 
 class Record:

@@ -216,3 +216,14 @@ def test_absurd_counts_fail_at_once_without_building_members(big_lab, count):
         tracemalloc.stop()
     assert time.monotonic() - t0 < 2
     assert peak < 10 * 1024 * 1024
+
+
+@pytest.mark.parametrize("facts,message", [
+    ({"labels": "x"}, "labels must be a mapping"),
+    ({"rack": ["r1", "r2"]}, "rack must be a single value"),
+    ("rack-1", "must be a mapping of rack"),
+])
+def test_malformed_hardware_maps_are_clear_errors(facts, message):
+    machine = pool.Machine(id="52:54:00:00:00:01", mac="52:54:00:00:00:01", provider="plunder")
+    with pytest.raises(PoolError, match=message):
+        leasing.apply_hardware([machine], {"52:54:00:00:00:01": facts})
