@@ -64,8 +64,8 @@ def wanted_members(params):
     members = []
     if params.get("machines"):
         if len(params["machines"]) > MAX_MEMBERS:
-            raise PoolError("lease %s lists %d machines; at most %d per lease" % (name, len(params["machines"]),
-                                                                                 MAX_MEMBERS))
+            raise PoolError("lease %s lists %d machines; at most %d per lease"
+                            % (name, len(params["machines"]), MAX_MEMBERS))
         for index, entry in enumerate(params["machines"]):
             sel = dict(base)
             for key in SELECTOR_KEYS:
@@ -387,8 +387,8 @@ def ensure_present(provider, params, check_mode=False, workers=8):
     invalid = provider.invalid_members(list(by_name.values()))
     for machine in [m for m in by_name.values() if m.id in invalid]:
         # replaced below like a missing member (released first, except in check mode)
-        duplicates.append("lease %s: %s (%s) is replaced: %s" % (lease, machine.lease_name, machine.mac or machine.id,
-                                                                invalid[machine.id]))
+        duplicates.append("lease %s: %s (%s) is replaced: %s"
+                          % (lease, machine.lease_name, machine.mac or machine.id, invalid[machine.id]))
         if not check_mode:
             provider.release_machine(machine)
         del by_name[machine.lease_name]

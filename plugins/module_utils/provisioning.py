@@ -190,9 +190,9 @@ def wipe(provider, params, check_mode=False, workers=8):
     result = {"changed": bool(targets), "diff": diff}
     if not machines:
         # nothing is not an error (a second run after a wipe), but it must not look like a wipe
-        result["msg"] = ("lease %s has no machines%s: nothing to wipe" % (lease, " (in project %s)" % params["project"]
-                                                                        if params.get("project") else "")
-                         if lease else "no machines selected: nothing to wipe")
+        where = " (in project %s)" % params["project"] if params.get("project") else ""
+        result["msg"] = ("lease %s has no machines%s: nothing to wipe" % (lease, where) if lease
+                         else "no machines selected: nothing to wipe")
         if lease and not params.get("machines"):
             result["warnings"] = [result["msg"]]
     if check_mode or not targets:
