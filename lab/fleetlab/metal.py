@@ -153,8 +153,8 @@ class MetalFace:
         self.tokens = dict(tokens or {})  # token -> role
         self.lifetimes = dict(LIFETIMES)
         self.lifetimes.update(lifetimes or {})
-        parts = [r[0] for r in self.pool.query("SELECT DISTINCT partition FROM machines")]
-        sizes = [r[0] for r in self.pool.query("SELECT DISTINCT size FROM machines")]
+        parts = self.pool.distinct("partition")
+        sizes = self.pool.distinct("size")
         cat = self.pool.kv_get("metal.catalog")
         if cat is None:
             cat = C.default_catalog(parts, sizes, str(self.pool.lease_network))
@@ -500,12 +500,7 @@ class MetalFace:
         ips = {}
         leased = [m["id"] for m in machines if m["lease_name"] is not None]
         if leased:
-            if len(leased) > 200:
-                rows = self.pool.query("SELECT machine_id, network, address FROM ips ORDER BY rowid")
-            else:
-                rows = self.pool.query("SELECT machine_id, network, address FROM ips WHERE machine_id IN (%s)"
-                                       " ORDER BY rowid" % ",".join("?" * len(leased)), leased)
-            for mid, net, addr in rows:
+            for mid, net, addr in self.pool.ips(leased):
                 ips.setdefault(mid, []).append((net, addr))
         now = time.time()
         return [self.render(m, events[m["id"]], ips.get(m["id"], []), cat, now) for m in machines]
@@ -707,11 +702,9 @@ class MetalFace:
                 if requested:
                     for ip in list(requested):
                         if any(ipaddress.ip_address(ip) in ipaddress.ip_network(p) for p in net["prefixes"]):
-                            if conn.execute("SELECT 1 FROM ips WHERE address=?", (ip,)).fetchone():
+                            if not self.pool.take_ip(conn, ip, net["id"], machine_id):
                                 raise ApiError(422, 'given ip "%s" is not available for direct attachment to'
                                                ' machine because it is already in use' % ip)
-                            conn.execute("INSERT INTO ips (address, network, machine_id) VALUES (?,?,?)",
-                                         (ip, net["id"], machine_id))
                             requested.remove(ip)
                             if net.get("projectid") and primary is None:
                                 primary = ip
@@ -719,8 +712,7 @@ class MetalFace:
                     else:
                         if not auto:
                             continue
-                if auto and not conn.execute("SELECT 1 FROM ips WHERE machine_id=? AND network=?",
-                                             (machine_id, net["id"])).fetchone():
+                if auto and not self.pool.has_ip(conn, machine_id=machine_id, network_id=net["id"]):
                     try:
                         addr = self.pool.assign_ip(conn, machine_id, net["id"], net["prefixes"][0])
                     except P.PoolError as e:
@@ -730,8 +722,7 @@ class MetalFace:
             if requested:
                 raise ApiError(422, 'given ip "%s" is not in any of the given networks, which is required'
                                % requested[0])
-            asn = C.ASN_BASE + int(conn.execute("SELECT count(*) FROM machines WHERE lease_face='metal'")
-                                   .fetchone()[0])
+            asn = C.ASN_BASE + int(self.pool.leased_count("metal", conn))
             self.pool.update_lease(machine_id, {"address": primary, "asn": asn}, conn=conn)
         m = self.pool.get(machine_id)
         self.driver.provision(m)
@@ -902,9 +893,7 @@ class MetalFace:
     def h_partition_capacity(self, request):
         body = self._body(request, "PartitionCapacityRequest")
         cat = self.catalog()
-        rows = self.pool.query(
-            "SELECT partition, size, state, lease_name IS NOT NULL, mstate, power, count(*) FROM machines"
-            " GROUP BY partition, size, state, lease_name IS NOT NULL, mstate, power")
+        rows = self.pool.capacity()
         parts = {}
         for part, size, state, leased, mstate, power, n in rows:
             if body.get("id") and part != body["id"]:
@@ -1050,7 +1039,7 @@ class MetalFace:
                 raise ApiError(404, 'NotFound no network with id "%s" found' % id)
             if not n.get("parentnetworkid") or id == C.PRIVATE_NETWORK:
                 raise ApiError(422, "only allocated child networks can be freed")
-            if conn.execute("SELECT 1 FROM ips WHERE network=? LIMIT 1", (id,)).fetchone():
+            if self.pool.has_ip(conn, network_id=id):
                 raise ApiError(422, "cannot release child prefix %s because IPs in the prefix are still in use"
                                % n["prefixes"][0])
             del cat["networks"][id]

@@ -241,8 +241,7 @@ class PlunderFace:
             return {"payload": items or None}
         if id == "leases":
             now = time.time()
-            rows = self.pool.query("SELECT mac FROM machines WHERE lease_face='plunder' AND address IS NOT NULL"
-                                   " ORDER BY leased_at")
+            rows = [(m["mac"],) for m in self._plunder_leases() if m["address"]]
             items = [{"mac": r[0], "time": rfc3339nano(now + 7200)} for r in rows]
             return {"payload": items or None}
         return {}

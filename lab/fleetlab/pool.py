@@ -233,6 +233,13 @@ class Pool:
         """``with pool.tx() as conn:`` one write transaction (serialised, committed on exit)."""
         return Pool._Tx(self)
 
+    def _write(self, conn, fn):
+        """``fn(conn)`` inside the caller's transaction ``conn``, or inside a new one."""
+        if conn is not None:
+            return fn(conn)
+        with self.tx() as c:
+            return fn(c)
+
     def query(self, sql, params=()):
         return self._conn().execute(sql, params).fetchall()
 
@@ -407,10 +414,7 @@ class Pool:
                 raise PoolError("machine %s is %s" % (m["id"], m["state"]), "conflict")
             self._write_lease(c, m, lease, face)
             return self.get(m["id"], c)
-        if conn is not None:
-            return _do(conn)
-        with self.tx() as c:
-            return _do(c)
+        return self._write(conn, _do)
 
     def _write_lease(self, conn, m, lease, face):
         now = _now()
@@ -450,10 +454,7 @@ class Pool:
             m = self.get(row[0], c)
             self._write_lease(c, m, lease, face)
             return m["id"]
-        if conn is not None:
-            return _do(conn)
-        with self.tx() as c:
-            return _do(c)
+        return self._write(conn, _do)
 
     def assign_ip(self, conn, machine_id, network_id, cidr, skip=10):
         """Take the first free address of ``cidr`` (after ``skip`` host addresses) for
@@ -472,6 +473,54 @@ class Pool:
                 return addr
         raise PoolError("no free ip in network %s" % network_id, "unavailable")
 
+    # -- addresses of metal allocations (the ips table) ---------------------------------------
+    def ips(self, machine_ids=None):
+        """[(machine_id, network, address)] in the order they were taken; all, or of ``machine_ids``."""
+        if machine_ids is None or len(machine_ids) > 200:
+            rows = self.query("SELECT machine_id, network, address FROM ips ORDER BY rowid")
+            if machine_ids is not None:
+                wanted = set(machine_ids)
+                rows = [r for r in rows if r[0] in wanted]
+            return rows
+        return self.query("SELECT machine_id, network, address FROM ips WHERE machine_id IN (%s) ORDER BY rowid"
+                          % ",".join("?" * len(machine_ids)), list(machine_ids))
+
+    def take_ip(self, conn, address, network_id, machine_id):
+        """Give ``address`` on ``network_id`` to ``machine_id``; False when the address is in use."""
+        if conn.execute("SELECT 1 FROM ips WHERE address=?", (address,)).fetchone():
+            return False
+        conn.execute("INSERT INTO ips (address, network, machine_id) VALUES (?,?,?)", (address, network_id, machine_id))
+        return True
+
+    def has_ip(self, conn, machine_id=None, network_id=None):
+        """Whether any address is held (by ``machine_id``, on ``network_id``, or both)."""
+        where, args = [], []
+        if machine_id is not None:
+            where.append("machine_id=?")
+            args.append(machine_id)
+        if network_id is not None:
+            where.append("network=?")
+            args.append(network_id)
+        sql = "SELECT 1 FROM ips" + (" WHERE " + " AND ".join(where) if where else "") + " LIMIT 1"
+        return conn.execute(sql, args).fetchone() is not None
+
+    # -- counts the faces report ----------------------------------------------------------------
+    def leased_count(self, face, conn=None):
+        """How many machines carry a lease made through ``face``."""
+        return (conn or self._conn()).execute("SELECT count(*) FROM machines WHERE lease_face=?",
+                                              (face,)).fetchone()[0]
+
+    def distinct(self, column):
+        """The distinct values of a machine attribute (``partition``, ``size``, ``rack``)."""
+        if column not in ("partition", "size", "rack", "vendor"):
+            raise ValueError("no such machine attribute: %s" % column)
+        return [r[0] for r in self.query("SELECT DISTINCT %s FROM machines" % column)]
+
+    def capacity(self):
+        """[(partition, size, state, leased, mstate, power, count)] over the whole pool."""
+        return self.query("SELECT partition, size, state, lease_name IS NOT NULL, mstate, power, count(*)"
+                          " FROM machines GROUP BY partition, size, state, lease_name IS NOT NULL, mstate, power")
+
     def update_lease(self, ident, changes, conn=None):
         """Merge ``changes`` into the lease of a leased machine (columns and JSON)."""
         def _do(c):
@@ -487,10 +536,7 @@ class Pool:
             c.execute("UPDATE machines SET %s WHERE id=?" % ", ".join("%s=?" % k for k in cols),
                       list(cols.values()) + [m["id"]])
             return self.get(m["id"], c)
-        if conn is not None:
-            return _do(conn)
-        with self.tx() as c:
-            return _do(c)
+        return self._write(conn, _do)
 
     def release(self, ident, conn=None, event=None):
         """Drop the lease of a machine (and its metal IPs). Returns the machine as it was."""
@@ -509,10 +555,7 @@ class Pool:
             if event:
                 self._add_event(c, m["id"], *event)
             return m
-        if conn is not None:
-            return _do(conn)
-        with self.tx() as c:
-            return _do(c)
+        return self._write(conn, _do)
 
     def reclaim(self, ident, conn=None):
         """metal free: the machine is reclaimed (event, LED off) and wipes on its way to the loop."""
@@ -520,10 +563,7 @@ class Pool:
             m = self._require(c, ident)
             self._add_event(c, m["id"], EV_RECLAIM, "free machine called")
             self._set_state(c, m, WIPING, led="LED-OFF", led_description="", due_at=None, due_step=None)
-        if conn is not None:
-            return _do(conn)
-        with self.tx() as c:
-            return _do(c)
+        return self._write(conn, _do)
 
     # -- what the machine did (drivers report here) -------------------------------------
     def record_seen(self, mac, when=None):
@@ -619,20 +659,14 @@ class Pool:
             c.execute("UPDATE machines SET %s WHERE id=?" % ", ".join("%s=?" % k for k in cols),
                       list(cols.values()) + [m["id"]])
             return self.get(m["id"], c)
-        if conn is not None:
-            return _do(conn)
-        with self.tx() as c:
-            return _do(c)
+        return self._write(conn, _do)
 
     # -- driver timers -----------------------------------------------------------------
     def schedule(self, ident, step, at, conn=None):
         """Set the driver's one pending timer of a machine (persisted: survives restarts)."""
         def _do(c):
             c.execute("UPDATE machines SET due_at=?, due_step=? WHERE id=? OR mac=?", (at, step, ident, ident))
-        if conn is not None:
-            return _do(conn)
-        with self.tx() as c:
-            return _do(c)
+        return self._write(conn, _do)
 
     def take_due(self, now=None, limit=500):
         """[(machine_id, step)] whose timer expired; the timers are cleared."""
