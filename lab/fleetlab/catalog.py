@@ -8,7 +8,7 @@ Entries live in the pool's key/value table so created ones survive restarts.
 
 import time
 
-from .pool import DEFAULT_PARTITION, SIZE_HARDWARE
+from .store import DEFAULT_PARTITION, SIZE_HARDWARE
 
 DEFAULT_PROJECT = "00000000-0000-0000-0000-000000000001"
 DEFAULT_TENANT = "metal-stack"

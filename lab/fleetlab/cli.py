@@ -271,7 +271,7 @@ def _teardown_vms(state):
 
 
 def cmd_status(args):
-    from . import pool as P
+    from . import store as P
     state = os.path.abspath(args.state)
     up, info = is_up(state)
     db = os.path.join(state, "pool.sqlite")

@@ -32,7 +32,7 @@ from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
 
 from . import catalog as C
-from . import pool as P
+from . import store as P
 from .util import BodyTooLarge, dumps, parse_rfc3339, read_body, rfc3339nano
 
 VIEW_GROUPS = ["k8s_kaas-view", "maas-all-all-view"]

@@ -23,7 +23,7 @@ from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
 
-from . import pool as P
+from . import store as P
 from .util import BodyTooLarge, dumps, load_bounded_yaml, read_body, rfc3339nano
 
 # name, method, route, path, description (plunder pkg/services/handler.go, pkg/parlay/handler.go)

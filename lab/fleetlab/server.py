@@ -29,7 +29,7 @@ import time
 import yaml
 from werkzeug.serving import ThreadedWSGIServer, WSGIRequestHandler
 
-from . import pool as P
+from . import store as P
 from .certs import ensure_cert
 from .drivers import load_driver
 from .metal import AUTH_TYPES, MetalFace

@@ -126,10 +126,6 @@ class Machine:
             return "plunder://%s" % self.mac
         return "%s://%s" % (self.provider, self.id)
 
-    @property
-    def leased(self):
-        return self.state not in (UNLEASED, UNKNOWN) or self.lease_name is not None
-
     def to_dict(self):
         out = dict((key, getattr(self, key)) for key in self.__slots__ if key != "rank")
         out["provider_id"] = self.provider_id

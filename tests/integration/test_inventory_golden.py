@@ -1,6 +1,6 @@
 """Golden-output tests of the baremetal.fleet.pool inventory plugin: real `ansible-inventory
 --list` / `--graph` runs against a fresh sim lab, for both providers, compared with the output
-expected from the lab's known generated pool (fleetlab.pool.generate_machines)."""
+expected from the lab's known generated pool (fleetlab.store.generate_machines)."""
 import datetime
 import json
 import os
@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from fleetlab.pool import generate_machines
+from fleetlab.store import generate_machines
 from fleetlab.vendors import vendor_for
 
 pytestmark = [pytest.mark.lab, pytest.mark.integration]

@@ -4,7 +4,7 @@ import threading
 import pytest
 from werkzeug.test import Client
 
-from fleetlab import pool as P
+from fleetlab import store as P
 from fleetlab.drivers import load_driver
 from fleetlab.drivers.base import Driver
 from fleetlab.metal import MetalFace

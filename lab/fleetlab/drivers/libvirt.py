@@ -36,7 +36,7 @@ import threading
 import time
 import uuid
 
-from .. import pool as P
+from .. import store as P
 from .base import DD_WIPE_RE, FAILED, READY, STARTING, SYSRQ_RE, Driver, strip_sudo
 
 log = logging.getLogger("fleetlab.libvirt")

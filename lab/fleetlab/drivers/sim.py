@@ -20,7 +20,7 @@ import shlex
 import threading
 import time
 
-from .. import pool as P
+from .. import store as P
 from .base import DD_WIPE_RE, Driver, host_guard, strip_sudo
 
 PRESETS = {

@@ -35,7 +35,6 @@ def test_machine_to_dict_is_complete_and_detached():
     assert set(out) == (set(pool.Machine.__slots__) - {"rank"}) | {"provider_id"}
     labels["gpu"] = "yes"
     assert out["labels"] == {"gpu": "no"}
-    assert machine.leased
 
 
 def test_pool_error_message_names_machine_and_server_text():

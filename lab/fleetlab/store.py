@@ -178,7 +178,6 @@ class Pool:
         self.lease_network = ipaddress.ip_network(lease_network, strict=False)
         self._local = threading.local()
         self._write_lock = threading.RLock()
-        self.listeners = []  # callables(machine_id, old_state, new_state)
         conn = self._conn()
         conn.executescript(_SCHEMA)
         # pools created by an older fleetlab: add the columns they lack
