@@ -24,6 +24,12 @@ def wait_argument_spec():
     return dict(wait_timeout=dict(type="int", default=1800), poll_interval=dict(type="float", default=10))
 
 
+def lease_target_argument_spec():
+    """The argument spec piece of the ``lease_target`` doc fragment (a lease and/or machines)."""
+    return dict(name=dict(type="str"), machines=dict(type="list", elements="str"),
+                hostname_template=dict(type="str", default="{name}-{index}"), project=dict(type="str"))
+
+
 def fleet_module(argument_spec, **kwargs):
     spec = connection_argument_spec()
     spec.update(argument_spec)

@@ -30,19 +30,12 @@ author:
   - baremetal.fleet maintainers (@baremetal-fleet)
 extends_documentation_fragment:
   - baremetal.fleet.connection
+  - baremetal.fleet.attributes
   - ansible.builtin.action_common_attributes
   - ansible.builtin.action_common_attributes.actiongroups
 attributes:
-  action_group:
-    support: full
-    membership: [baremetal.fleet.pool]
   check_mode:
-    support: full
     details: Reads the pool and predicts which machines would be leased or released; writes nothing.
-  diff_mode:
-    support: full
-  platform:
-    platforms: posix
 options:
   name:
     description: Name of the lease (for example the cluster and role, V(demo-cp)).

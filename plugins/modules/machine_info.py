@@ -18,18 +18,9 @@ author:
   - baremetal.fleet maintainers (@baremetal-fleet)
 extends_documentation_fragment:
   - baremetal.fleet.connection
+  - baremetal.fleet.attributes.READ_ONLY
   - ansible.builtin.action_common_attributes
   - ansible.builtin.action_common_attributes.actiongroups
-attributes:
-  action_group:
-    support: full
-    membership: [baremetal.fleet.pool]
-  check_mode:
-    support: full
-  diff_mode:
-    support: none
-  platform:
-    platforms: posix
 options:
   status:
     description: V(unleased) (free in the reboot loop), V(leased) or V(all).

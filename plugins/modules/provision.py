@@ -25,28 +25,17 @@ author:
   - baremetal.fleet maintainers (@baremetal-fleet)
 extends_documentation_fragment:
   - baremetal.fleet.connection
+  - baremetal.fleet.lease_target
   - baremetal.fleet.wait
+  - baremetal.fleet.attributes
   - ansible.builtin.action_common_attributes
   - ansible.builtin.action_common_attributes.actiongroups
 attributes:
-  action_group:
-    support: full
-    membership: [baremetal.fleet.pool]
   check_mode:
-    support: full
     details: Reports what would be reinstalled; does not wait.
   diff_mode:
     support: none
-  platform:
-    platforms: posix
 options:
-  name:
-    description: Lease whose machines are provisioned (every member).
-    type: str
-  machines:
-    description: Machines to provision, by member name, MAC or id (with O(name), a subset of that lease).
-    type: list
-    elements: str
   image:
     description: OS to run (plunder boot config, metal-api image id); a different one than installed means reinstall.
     type: str
@@ -58,13 +47,6 @@ options:
     description: Wait until the machines are reachable.
     type: bool
     default: true
-  hostname_template:
-    description: The template the lease was made with (plunder finds the lease members by it).
-    type: str
-    default: "{name}-{index}"
-  project:
-    description: metal-api project of the lease.
-    type: str
 seealso:
   - module: baremetal.fleet.lease
 """
@@ -127,6 +109,7 @@ elapsed:
 from ansible_collections.baremetal.fleet.plugins.module_utils import provisioning
 from ansible_collections.baremetal.fleet.plugins.module_utils.module_runner import (
     fleet_module,
+    lease_target_argument_spec,
     run,
     wait_argument_spec,
 )
@@ -134,15 +117,12 @@ from ansible_collections.baremetal.fleet.plugins.module_utils.module_runner impo
 
 def main():
     spec = wait_argument_spec()
+    spec.update(lease_target_argument_spec())
     spec.update(
         dict(
-            name=dict(type="str"),
-            machines=dict(type="list", elements="str"),
             image=dict(type="str"),
             reinstall=dict(type="bool", default=False),
             wait=dict(type="bool", default=True),
-            hostname_template=dict(type="str", default="{name}-{index}"),
-            project=dict(type="str"),
         )
     )
     module = fleet_module(spec, required_one_of=[("name", "machines")])

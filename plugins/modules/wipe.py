@@ -25,27 +25,12 @@ author:
   - baremetal.fleet maintainers (@baremetal-fleet)
 extends_documentation_fragment:
   - baremetal.fleet.connection
+  - baremetal.fleet.lease_target
   - baremetal.fleet.wait
+  - baremetal.fleet.attributes
   - ansible.builtin.action_common_attributes
   - ansible.builtin.action_common_attributes.actiongroups
-attributes:
-  action_group:
-    support: full
-    membership: [baremetal.fleet.pool]
-  check_mode:
-    support: full
-  diff_mode:
-    support: full
-  platform:
-    platforms: posix
 options:
-  name:
-    description: Lease to wipe (every member).
-    type: str
-  machines:
-    description: Machines to wipe, by member name, MAC or id.
-    type: list
-    elements: str
   force:
     description: Also wipe machines without the ownership mark, and on plunder remove the deployment even when the disk wipe failed.
     type: bool
@@ -54,13 +39,6 @@ options:
     description: Wait until each machine is seen back in the reboot loop.
     type: bool
     default: false
-  hostname_template:
-    description: The template the lease was made with (plunder finds the lease members by it).
-    type: str
-    default: "{name}-{index}"
-  project:
-    description: metal-api project of the lease.
-    type: str
 seealso:
   - module: baremetal.fleet.lease
 """
@@ -111,6 +89,7 @@ failed_machines:
 from ansible_collections.baremetal.fleet.plugins.module_utils import provisioning
 from ansible_collections.baremetal.fleet.plugins.module_utils.module_runner import (
     fleet_module,
+    lease_target_argument_spec,
     run,
     wait_argument_spec,
 )
@@ -118,14 +97,11 @@ from ansible_collections.baremetal.fleet.plugins.module_utils.module_runner impo
 
 def main():
     spec = wait_argument_spec()
+    spec.update(lease_target_argument_spec())
     spec.update(
         dict(
-            name=dict(type="str"),
-            machines=dict(type="list", elements="str"),
             force=dict(type="bool", default=False),
             wait=dict(type="bool", default=False),
-            hostname_template=dict(type="str", default="{name}-{index}"),
-            project=dict(type="str"),
         )
     )
     module = fleet_module(spec, required_one_of=[("name", "machines")])
