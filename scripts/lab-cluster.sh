@@ -21,6 +21,9 @@ STATE="$(realpath -m "${FLEET_LAB_STATE:-.lab/cluster}")"
 ARTIFACTS="$STATE/artifacts"
 VARS="$STATE/demo.yml"
 mkdir -p "$STATE"
+# a timeline picture of every run (one row per machine): $STATE/timeline/timeline-*.html
+export ANSIBLE_CALLBACKS_ENABLED="baremetal.fleet.timeline${ANSIBLE_CALLBACKS_ENABLED:+,$ANSIBLE_CALLBACKS_ENABLED}"
+export FLEET_TIMELINE_DIR="$STATE/timeline"
 
 if [ "${1:-}" = delete ]; then
   eval "$(fleetlab env --state "$STATE")"

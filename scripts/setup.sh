@@ -11,6 +11,8 @@ cd "$ROOT"
 APT_PACKAGES=(
   git ca-certificates openssh-client iproute2 procps
   gcc pkg-config python3-dev python3-venv
+  # the tests check the timeline page in a real browser
+  chromium
 )
 if [ -f "$ROOT/lab/apt-packages.txt" ]; then
   while read -r pkg; do
