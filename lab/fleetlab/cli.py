@@ -73,6 +73,10 @@ def build_parser():
     p.add_argument("--state", default=DEFAULT_STATE)
     p.add_argument("--limit", type=int, default=50, help="machines to list (0 = all)")
     p.add_argument("--json", action="store_true", help="machine readable")
+    p = sub.add_parser("report", help="the pool's machines and their recent events as an HTML page (and JSON)")
+    p.add_argument("--state", default=DEFAULT_STATE)
+    p.add_argument("--out", default=None, help="page to write (default: STATE/report.html)")
+    p.add_argument("--minutes", type=float, default=60, help="how far back (default 60)")
     p = sub.add_parser("env", help="print the client environment (export lines)")
     p.add_argument("--state", default=DEFAULT_STATE)
     p = sub.add_parser("prepare", help="download and build what the libvirt lab needs, once (set-up time)")
@@ -353,6 +357,13 @@ def _ago(seconds):
     return "%dh" % (seconds // 3600)
 
 
+def cmd_report(args):
+    from .report import write
+
+    print("report: %s" % write(os.path.abspath(args.state), args.out, args.minutes))
+    return 0
+
+
 def cmd_env(args):
     state = os.path.abspath(args.state)
     plunder = os.path.join(state, "plunderclient.yaml")
@@ -397,7 +408,7 @@ def main(argv=None):
         return serve(args)
     # `fleetlab status | head` closing the pipe is not an error
     signal.signal(signal.SIGPIPE, signal.SIG_DFL)
-    return {"up": cmd_up, "down": cmd_down, "status": cmd_status, "env": cmd_env,
+    return {"up": cmd_up, "down": cmd_down, "status": cmd_status, "env": cmd_env, "report": cmd_report,
             "prepare": cmd_prepare, "prune-images": cmd_prune_images}[args.command](args)
 
 

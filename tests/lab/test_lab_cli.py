@@ -3,6 +3,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 
 import pytest
 import yaml
@@ -117,3 +118,35 @@ def test_status_ids_tell_machines_apart():
     assert len(set(short.values())) == len(ids)
     assert short[ids[0]] == "…00000001" and short["ffff"] == "ffff"
     assert _short_ids(["x-10", "y-10"]) == {"x-10": "x-10", "y-10": "y-10"}
+
+
+def test_report_draws_every_machine_and_its_events(tmp_path):
+    import json
+    import re
+    import shutil
+    import subprocess
+    import sys
+
+    from fleetlab.testing import LabServer
+
+    lab = LabServer(state_dir=str(tmp_path / "lab"), machines=5).start()
+    try:
+        time.sleep(1.5)  # the sim's machines loop
+        out = subprocess.run([sys.executable, "-m", "fleetlab", "report", "--state", lab.state_dir, "--minutes", "5"],
+                             capture_output=True, text=True, timeout=60)
+        assert out.returncode == 0, out.stderr
+    finally:
+        lab.stop()
+    page = out.stdout.split("report: ", 1)[1].strip()
+    with open(page[:-5] + ".json") as fh:
+        data = json.load(fh)
+    assert len(data["rows"]) == 5 and all(r["bars"] for r in data["rows"])
+    text = open(page).read()
+    assert len(re.findall(r'<rect [^>]*class="bar"', text)) == sum(len(r["bars"]) for r in data["rows"])
+    chromium = shutil.which("chromium")
+    if chromium:
+        dom = subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+                              "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                              "--user-data-dir=%s" % (tmp_path / "profile"), "--dump-dom", "file://" + page],
+                             capture_output=True, text=True, timeout=120)
+        assert dom.returncode == 0 and dom.stdout.count('class="bar"') == text.count('class="bar"')
