@@ -32,8 +32,8 @@ from werkzeug.serving import ThreadedWSGIServer, WSGIRequestHandler
 from . import store as P
 from .certs import ensure_cert
 from .drivers import load_driver
-from .metal import AUTH_TYPES, MetalFace
-from .plunder import PlunderFace
+from .faces.metal import AUTH_TYPES, MetalFace
+from .faces.plunder import PlunderFace
 
 CLIENT_FILES = ("plunderclient.yaml", "metal.env", "lab.json")
 TOKENS_ENV = "FLEETLAB_METAL_TOKENS"  # ROLE=TOKEN[,ROLE=TOKEN...]

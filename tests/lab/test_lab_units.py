@@ -7,7 +7,7 @@ from werkzeug.test import Client
 from fleetlab import store as P
 from fleetlab.drivers import load_driver
 from fleetlab.drivers.base import Driver
-from fleetlab.metal import MetalFace
+from fleetlab.faces.metal import MetalFace
 from fleetlab.util import rfc3339nano
 from fleetlab.vendors import vendor_for
 
