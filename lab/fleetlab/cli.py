@@ -283,9 +283,7 @@ def cmd_status(args):
     if os.path.exists(db):
         pool = P.Pool(db)
         counts = pool.state_counts()
-        order = ("CASE WHEN lease_name IS NULL THEN 1 ELSE 0 END, CASE state WHEN 'unleased' THEN 1 ELSE 0 END,"
-                 " created, mac")
-        rows = pool.machines(order=order)
+        rows = pool.machines(order="leased_first")
         if args.limit:
             rows = rows[:args.limit]
     health = _health(state) if up else {}

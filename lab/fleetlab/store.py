@@ -303,11 +303,41 @@ class Pool:
                             (address,)).fetchall()
         return [_row(r) for r in rows]
 
-    def machines(self, where="", params=(), order="created, mac"):
-        sql = "SELECT * FROM machines"
-        if where:
-            sql += " WHERE " + where
-        sql += " ORDER BY " + order
+    #: orders ``machines`` knows: creation, MAC, lease time, or leased first (status listings)
+    ORDERS = {"created": "created, mac", "mac": "mac", "leased_at": "leased_at, mac",
+              "leased_first": "CASE WHEN lease_name IS NULL THEN 1 ELSE 0 END, "
+                              "CASE state WHEN 'unleased' THEN 1 ELSE 0 END, created, mac"}
+    #: machine columns ``machines`` filters on by equality
+    COLUMNS = ("id", "mac", "partition", "size", "rack", "mstate", "lease_name", "project", "hostname", "memory",
+               "image", "power", "state", "lease_face")
+
+    def machines(self, order="created", states=None, leased=None, due=None, with_ips=(), nothing=False,
+                 **equal):
+        """Machines (dicts) matching every condition given: ``column=value`` for the columns in
+        ``COLUMNS``, ``states`` (any of), ``leased`` (carries a lease or not), ``due`` (has a
+        pending timer or not), ``with_ips`` (holds each of these metal addresses); ``nothing``
+        matches no machine (a query that cannot match). The faces and drivers never write SQL."""
+        where, params = [], []
+        for column, value in equal.items():
+            if column not in self.COLUMNS:
+                raise ValueError("machines: no column %r" % column)
+            where.append("%s=?" % column)
+            params.append(value)
+        if states is not None:
+            states = list(states)
+            where.append("state IN (%s)" % ",".join("?" * len(states)) if states else "0")
+            params.extend(states)
+        if leased is not None:
+            where.append("lease_name IS NOT NULL" if leased else "lease_name IS NULL")
+        if due is not None:
+            where.append("due_at IS NOT NULL" if due else "due_at IS NULL")
+        for address in with_ips:
+            where.append("id IN (SELECT machine_id FROM ips WHERE address=?)")
+            params.append(address)
+        if nothing:
+            where.append("0")
+        sql = "SELECT * FROM machines" + (" WHERE " + " AND ".join(where) if where else "")
+        sql += " ORDER BY " + self.ORDERS[order]
         return [_row(r) for r in self.query(sql, params)]
 
     def unleased(self, now=None):

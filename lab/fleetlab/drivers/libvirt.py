@@ -174,7 +174,7 @@ class LibvirtDriver(Driver):
     def _monitor(self):
         """Heartbeat: provisioned machines whose SSH answers are 'alive'."""
         while not self._stop.wait(10.0):
-            for m in self.pool.machines("state=?", (P.PROVISIONED,)):
+            for m in self.pool.machines(state=P.PROVISIONED):
                 if self.vm.machine(m["mac"]) is not None and self.reachable(m):
                     try:
                         self.pool.record_event(m["id"], "alive")

@@ -71,8 +71,7 @@ class SimDriver(Driver):
     def _recover(self):
         """After a crash between a committed change and its timer: give every machine in
         motion the timer it needs (timers themselves are persisted with the pool)."""
-        rows = self.pool.machines("due_at IS NULL AND power='on' AND state IN (?,?,?,?)",
-                                  (P.LEASED, P.INSTALLING, P.WIPING, P.PROVISIONED))
+        rows = self.pool.machines(due=False, power="on", states=(P.LEASED, P.INSTALLING, P.WIPING, P.PROVISIONED))
         for m in rows:
             if m["state"] == P.LEASED or m["state"] == P.WIPING:
                 self.pool.schedule(m["id"], "pxe", time.time() + self.pxe_delay)

@@ -42,7 +42,7 @@ class MachinesMixin:
 
     def h_machine_find(self, request):
         body = self._body(request, "MachineFindRequest")
-        where, params, rest = [], [], {}
+        query, rest = {}, {}
         for key, value in body.items():
             if value is None:
                 continue
@@ -72,33 +72,28 @@ class MachinesMixin:
                       "state_value": "mstate", "allocation_name": "lease_name", "allocation_project": "project",
                       "allocation_hostname": "hostname", "hardware_memory": "memory"}.get(key)
             if column:
-                where.append("%s=?" % column)
-                params.append(value)
+                query[column] = value
                 if key.startswith("allocation_"):
-                    where.append("lease_name IS NOT NULL")
+                    query["leased"] = True
             elif key == "allocation_image_id":
-                where.append("image=? AND lease_face='metal'")
-                params.append(value)
+                query.update(image=value, lease_face="metal")
             elif key == "nics_mac_addresses":
                 if len(value) > 1:
-                    where.append("0")
+                    query["nothing"] = True  # one NIC per lab machine
                 elif value:
-                    where.append("mac=?")
-                    params.append(str(value[0]).lower())
+                    query["mac"] = str(value[0]).lower()
             elif key == "network_ips":
-                for ip in value:
-                    where.append("id IN (SELECT machine_id FROM ips WHERE address=?)")
-                    params.append(str(ip))
+                query["with_ips"] = [str(ip) for ip in value]
             elif key == "allocation_role":
-                where.append("lease_name IS NOT NULL" if value == "machine" else "0")
+                query["leased" if value == "machine" else "nothing"] = True
             elif key == "allocation_succeeded":
-                where.append("0" if value else "lease_name IS NOT NULL")
+                query["nothing" if value else "leased"] = True
             elif key == "name":
-                where.append("'' = ?")
-                params.append(value)
+                if value != "":
+                    query["nothing"] = True  # lab machines have no name
             else:
                 rest[key] = value
-        machines = self.pool.machines(" AND ".join(where), params)
+        machines = self.pool.machines(**query)
         out = self._render_many(machines)
         if rest:
             out = [r for r in out if matches_find(r, rest)]

@@ -191,7 +191,7 @@ class PlunderFace(ParlayMixin):
         return out
 
     def _plunder_leases(self):
-        return self.pool.machines("lease_face='plunder'", order="leased_at")
+        return self.pool.machines(lease_face="plunder", order="leased_at")
 
     def h_deployments_get(self, request):
         global_cfg = self.pool.kv_get("plunder.global")
@@ -273,7 +273,7 @@ class PlunderFace(ParlayMixin):
                 if m["mac"] in wanted:
                     raise Refusal(W_DEPLOY, "Duplicate entry for MAC address [%s]" % dep.get("mac"))
                 wanted[m["mac"]] = (m, lease)
-            for old in self.pool.machines("lease_face='plunder'"):
+            for old in self.pool.machines(lease_face="plunder"):
                 if old["mac"] not in wanted:
                     self.pool.release(old["id"], conn=conn)
             for mac, (m, lease) in wanted.items():
