@@ -24,6 +24,12 @@ def wait_argument_spec():
     return dict(wait_timeout=dict(type="int", default=1800), poll_interval=dict(type="float", default=10))
 
 
+def selector_argument_spec():
+    """The argument spec piece of the ``selectors`` doc fragment (machine attributes, hardware map)."""
+    return dict(size=dict(type="str"), partition=dict(type="str"), vendor=dict(type="str"), rack=dict(type="str"),
+                labels=dict(type="dict"), hardware=dict(type="dict"))
+
+
 def lease_target_argument_spec():
     """The argument spec piece of the ``lease_target`` doc fragment (a lease and/or machines)."""
     return dict(name=dict(type="str"), machines=dict(type="list", elements="str"),

@@ -30,6 +30,7 @@ author:
   - baremetal.fleet maintainers (@baremetal-fleet)
 extends_documentation_fragment:
   - baremetal.fleet.connection
+  - baremetal.fleet.selectors
   - baremetal.fleet.attributes
   - ansible.builtin.action_common_attributes
   - ansible.builtin.action_common_attributes.actiongroups
@@ -86,21 +87,6 @@ options:
       labels:
         description: Labels this member must carry.
         type: dict
-  size:
-    description: Only lease machines of this size (metal-api size id).
-    type: str
-  partition:
-    description: Only lease machines of this partition.
-    type: str
-  vendor:
-    description: Only lease machines of this hardware vendor (substring, any case; plunder derives it from the MAC).
-    type: str
-  rack:
-    description: Only lease machines in this rack.
-    type: str
-  labels:
-    description: Only lease machines carrying all of these labels.
-    type: dict
   spread_by:
     description:
       - Put every member of the lease on a distinct value of this machine attribute, for example
@@ -108,13 +94,6 @@ options:
       - The task fails before leasing anything when the unleased pool cannot satisfy it.
     type: str
     choices: [rack, vendor, size, partition]
-  hardware:
-    description:
-      - What the backend does not know about its machines, keyed by MAC (or id), each with any of
-        C(rack), C(size), C(partition), C(vendor), C(labels); for example an export of a CMDB.
-      - plunder only knows MAC and last-seen time, so selectors and O(spread_by) on plunder need this.
-      - Values given here override the backend's.
-    type: dict
   addresses:
     description:
       - Addresses for the members, in member order. plunder has no IPAM, so it needs these or
@@ -250,7 +229,11 @@ machines:
 """
 
 from ansible_collections.baremetal.fleet.plugins.module_utils import leasing
-from ansible_collections.baremetal.fleet.plugins.module_utils.module_runner import fleet_module, run
+from ansible_collections.baremetal.fleet.plugins.module_utils.module_runner import (
+    fleet_module,
+    run,
+    selector_argument_spec,
+)
 
 
 def main():
@@ -259,19 +242,14 @@ def main():
         hostname=dict(type="str"), size=dict(type="str"), partition=dict(type="str"), vendor=dict(type="str"),
         rack=dict(type="str"), labels=dict(type="dict"),
     )
-    module = fleet_module(
+    spec = selector_argument_spec()
+    spec.update(
         dict(
             name=dict(type="str", required=True),
             state=dict(type="str", default="present", choices=["present", "absent"]),
             count=dict(type="int"),
             machines=dict(type="list", elements="dict", options=machine_spec),
-            size=dict(type="str"),
-            partition=dict(type="str"),
-            vendor=dict(type="str"),
-            rack=dict(type="str"),
-            labels=dict(type="dict"),
             spread_by=dict(type="str", choices=["rack", "vendor", "size", "partition"]),
-            hardware=dict(type="dict"),
             addresses=dict(type="list", elements="str"),
             address_range=dict(type="str"),
             hostname_template=dict(type="str", default="{name}-{index}"),
@@ -281,9 +259,9 @@ def main():
             ssh_public_keys=dict(type="list", elements="str", no_log=False),
             user_data=dict(type="str"),
             tags=dict(type="list", elements="str"),
-        ),
-        mutually_exclusive=[("count", "machines")],
+        )
     )
+    module = fleet_module(spec, mutually_exclusive=[("count", "machines")])
 
     def action(provider):
         if module.params["state"] == "absent":

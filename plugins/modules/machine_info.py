@@ -18,6 +18,7 @@ author:
   - baremetal.fleet maintainers (@baremetal-fleet)
 extends_documentation_fragment:
   - baremetal.fleet.connection
+  - baremetal.fleet.selectors
   - baremetal.fleet.attributes.READ_ONLY
   - ansible.builtin.action_common_attributes
   - ansible.builtin.action_common_attributes.actiongroups
@@ -30,29 +31,9 @@ options:
   name:
     description: Only machines of this lease.
     type: str
-  size:
-    description: Only machines of this size.
-    type: str
-  partition:
-    description: Only machines of this partition.
-    type: str
-  vendor:
-    description: Only machines of this vendor (substring, any case).
-    type: str
-  rack:
-    description: Only machines in this rack.
-    type: str
-  labels:
-    description: Only machines carrying all of these labels.
-    type: dict
   mac:
     description: Only the machine with this MAC.
     type: str
-  hardware:
-    description:
-      - What the backend does not know, keyed by MAC (or id), each with any of C(rack), C(size),
-        C(partition), C(vendor), C(labels); applied before filtering, as in M(baremetal.fleet.lease).
-    type: dict
   hostname_template:
     description: The template leases were made with (plunder finds lease members by it).
     type: str
@@ -109,7 +90,11 @@ summary:
 """
 
 from ansible_collections.baremetal.fleet.plugins.module_utils.leasing import apply_hardware
-from ansible_collections.baremetal.fleet.plugins.module_utils.module_runner import fleet_module, run
+from ansible_collections.baremetal.fleet.plugins.module_utils.module_runner import (
+    fleet_module,
+    run,
+    selector_argument_spec,
+)
 from ansible_collections.baremetal.fleet.plugins.module_utils.pool import filter_machines
 
 
@@ -137,21 +122,15 @@ def _info(provider, params):
 
 
 def main():
-    module = fleet_module(
-        dict(
-            status=dict(type="str", default="all", choices=["all", "unleased", "leased"]),
-            name=dict(type="str"),
-            size=dict(type="str"),
-            partition=dict(type="str"),
-            vendor=dict(type="str"),
-            rack=dict(type="str"),
-            labels=dict(type="dict"),
-            mac=dict(type="str"),
-            hardware=dict(type="dict"),
-            hostname_template=dict(type="str", default="{name}-{index}"),
-            project=dict(type="str"),
-        ),
+    spec = selector_argument_spec()
+    spec.update(
+        status=dict(type="str", default="all", choices=["all", "unleased", "leased"]),
+        name=dict(type="str"),
+        mac=dict(type="str"),
+        hostname_template=dict(type="str", default="{name}-{index}"),
+        project=dict(type="str"),
     )
+    module = fleet_module(spec)
     module.exit_json(**run(module, lambda provider: _info(provider, module.params)))
 
 
