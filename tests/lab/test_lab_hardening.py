@@ -137,3 +137,14 @@ def test_idle_connections_are_bounded_and_time_out(tmp_path):
         for s in socks:
             s.close()
         lab.stop()
+
+
+@pytest.mark.parametrize("path", ["/deployment", "/config/boot/x", "/parlay", "/deployment/global"])
+def test_plunder_face_refuses_json_nested_too_deep(fresh_lab, path):
+    plunder = Plunder(fresh_lab.plunder_config)
+    snap = pool_snapshot(fresh_lab)
+    method = "PATCH" if path == "/deployment/global" else "POST"
+    status, _ctype, data = plunder.raw(method, path, b"[" * 100000 + b"]" * 100000)
+    env = json.loads(data)
+    assert status == 200 and env.get("error") and "Internal" not in env.get("warning", "")
+    assert pool_snapshot(fresh_lab) == snap

@@ -139,11 +139,16 @@ def _args_value(items, name):
     return None
 
 
-def restart_kubelet(node):
+def _kubelet_service(node):
+    """Whether the kubelet runs as a systemd service here (FLEET_KUBEADM_KUBELET_START overrides)."""
     mode = os.environ.get("FLEET_KUBEADM_KUBELET_START")
     if mode is None:
         mode = "systemctl" if node.real() and os.path.isdir("/run/systemd/system") else "none"
-    if mode == "systemctl":
+    return mode == "systemctl"
+
+
+def restart_kubelet(node):
+    if _kubelet_service(node):
         out("[kubelet-start] Starting the kubelet")
         subprocess.run(["systemctl", "restart", "kubelet"], check=True)
     else:
@@ -151,10 +156,7 @@ def restart_kubelet(node):
 
 
 def stop_kubelet(node):
-    mode = os.environ.get("FLEET_KUBEADM_KUBELET_START")
-    if mode is None:
-        mode = "systemctl" if node.real() and os.path.isdir("/run/systemd/system") else "none"
-    if mode == "systemctl":
+    if _kubelet_service(node):
         out("[reset] Stopping the kubelet service")
         subprocess.run(["systemctl", "stop", "kubelet"], check=False)
 

@@ -27,6 +27,19 @@ from .wire import (
 from .parlay import ParlayMixin
 
 
+def _json_object(request, warning, error=None):
+    """The request body as a JSON object, else Refusal(warning, error or the decoder's words)."""
+    try:
+        body = json.loads(read_body(request))
+        if not isinstance(body, dict):
+            raise ValueError("not an object")
+    except RecursionError:
+        raise Refusal(warning, error or "json: exceeded max depth")
+    except ValueError as exc:
+        raise Refusal(warning, error or str(exc))
+    return body
+
+
 class PlunderFace(ParlayMixin):
     """plunder's API server: configuration, DHCP, deployments; parlay from :class:`ParlayMixin`."""
 
@@ -116,13 +129,7 @@ class PlunderFace(ParlayMixin):
         return {}
 
     def h_configBoot_post(self, request, id):
-        raw = read_body(request)
-        try:
-            boot = json.loads(raw)
-            if not isinstance(boot, dict):
-                raise ValueError("not an object")
-        except ValueError as exc:
-            raise Refusal(W_SERVER, str(exc))
+        boot = _json_object(request, W_SERVER)
         if any(not isinstance(v, str) for k, v in boot.items() if k in BOOT_CONFIG_KEYS):
             raise Refusal(W_SERVER, "json: cannot unmarshal into Go struct field BootConfig of type string")
         boot = ordered({k: v for k, v in boot.items() if k in BOOT_CONFIG_KEYS}, BOOT_CONFIG_KEYS)
@@ -239,10 +246,9 @@ class PlunderFace(ParlayMixin):
         return m, lease
 
     def h_deployment_post(self, request):
-        raw = read_body(request)
         try:
-            dep = json.loads(raw)
-        except ValueError:
+            dep = json.loads(read_body(request))
+        except (ValueError, RecursionError):
             raise Refusal(W_DEPLOY, "Unable to parse deployment configuration")
         boots = self._boot_configs()
         with self.pool.tx() as conn:
@@ -289,13 +295,7 @@ class PlunderFace(ParlayMixin):
         return {}
 
     def _patch(self, request, mac_hint):
-        raw = read_body(request)
-        try:
-            dep = json.loads(raw)
-            if not isinstance(dep, dict):
-                raise ValueError
-        except ValueError:
-            raise Refusal(W_DEPLOY, "Unable to parse deployment configuration")
+        dep = _json_object(request, W_DEPLOY, "Unable to parse deployment configuration")
         if mac_hint is not None:
             dep["mac"] = mac_hint
         boots = self._boot_configs()
@@ -316,13 +316,7 @@ class PlunderFace(ParlayMixin):
 
     def h_deploymentID_patch(self, request, id):
         if id == "global":
-            raw = read_body(request)
-            try:
-                gc = json.loads(raw)
-                if not isinstance(gc, dict):
-                    raise ValueError
-            except ValueError:
-                raise Refusal("Error updating Global Configuration", "Unable to parse deployment configuration")
+            gc = _json_object(request, "Error updating Global Configuration", "Unable to parse deployment configuration")
             self.pool.kv_set("plunder.global", {k: gc[k] for k in HOST_CONFIG_KEYS if k in gc})
             return {}
         return self._patch(request, id.replace("-", ":"))

@@ -29,7 +29,7 @@ class ParlayMixin:
                     raise ValueError("json: cannot unmarshal hosts/actions")
                 if not all(isinstance(a, dict) for a in d.get("actions") or []):
                     raise ValueError("json: cannot unmarshal actions")
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:
             raise Refusal("Error parsing the parlay actions", str(exc))
         leases = self._plunder_leases()
         if not leases:
