@@ -41,7 +41,7 @@ def main():
         print(out[-4000:])
         print("main job FAILED (exit %d) after %.0f s; log %s/bench.log" % (job.returncode, total, state))
         return 1
-    phases = dict((k.strip(), float(v)) for k, v in re.findall(r'"([a-z +()]+): ([0-9.]+) s"', out))
+    phases = dict((k.strip(), float(v)) for k, v in re.findall(r'"([A-Za-z +()]+): ([0-9.]+) s"', out))
     slow = re.findall(r"^(.{0,110}?) -+ ([0-9.]+)s$", out, re.M)
     deleted = None
     if not args.keep:

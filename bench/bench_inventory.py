@@ -11,7 +11,9 @@ process (best of --repeat runs):
   plugin cold   the plugin without cache: HTTP fetch from the lab + building the inventory
   plugin warm   the plugin with a warm jsonfile cache (no server call)
 
-Targets (docs/architecture.md, "Targets"): cold within 1.5x and warm within 1.1x of the static YAML time.
+Targets (docs/architecture.md, "Targets"): against the fastest baseline, static JSON: cold within
+1.0x and warm within 0.8x (the static YAML baseline is printed too; ``--no-yaml`` skips it, it takes
+minutes at 10,000 machines).
 
     .venv/bin/python bench/bench_inventory.py [--sizes 100,1000,10000] [--providers plunder,metal]
                                               [--repeat 3] [--markdown]
@@ -79,7 +81,7 @@ def host_count(listing):
     return len(listing["_meta"]["hostvars"])
 
 
-def bench_one(size, provider, repeat, workdir, base_env):
+def bench_one(size, provider, repeat, workdir, base_env, with_yaml=True):
     from fleetlab.testing import LabServer
 
     state = os.path.join(workdir, "lab-%s-%d" % (provider, size))
@@ -126,10 +128,14 @@ def bench_one(size, provider, repeat, workdir, base_env):
     with open(jsn, "w") as handle:
         json.dump(static, handle)
     static_env = dict(base_env)
-    t_yaml, yaml_listing = best(repeat if size < 10000 else max(1, repeat - 1), yml, static_env)
-    t_json, _y = best(repeat, jsn, static_env)
-    if host_count(yaml_listing) != size:
-        raise SystemExit("static inventory has %d hosts, expected %d" % (host_count(yaml_listing), size))
+    t_yaml = None
+    if with_yaml:
+        t_yaml, yaml_listing = best(repeat if size < 10000 else max(1, repeat - 1), yml, static_env)
+        if host_count(yaml_listing) != size:
+            raise SystemExit("static inventory has %d hosts, expected %d" % (host_count(yaml_listing), size))
+    t_json, json_listing = best(repeat, jsn, static_env)
+    if host_count(json_listing) != size:
+        raise SystemExit("static inventory has %d hosts, expected %d" % (host_count(json_listing), size))
     return {"size": size, "provider": provider, "static_yaml": t_yaml, "static_json": t_json,
             "cold": cold, "fill": fill, "warm": min(warm, warm_down)}
 
@@ -140,6 +146,7 @@ def main():
     parser.add_argument("--providers", default="plunder,metal")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--markdown", action="store_true", help="print the table as Markdown")
+    parser.add_argument("--no-yaml", action="store_true", help="skip the static YAML baseline (slow at 10,000)")
     args = parser.parse_args()
 
     base_env = dict(os.environ)
@@ -151,21 +158,24 @@ def main():
     try:
         for size in [int(s) for s in args.sizes.split(",") if s]:
             for provider in [p for p in args.providers.split(",") if p]:
-                row = bench_one(size, provider, args.repeat, workdir, base_env)
+                row = bench_one(size, provider, args.repeat, workdir, base_env, with_yaml=not args.no_yaml)
                 rows.append(row)
-                print("# %-7s %6d machines: static yaml %.2fs, plugin cold %.2fs, warm %.2fs"
-                      % (provider, size, row["static_yaml"], row["cold"], row["warm"]), file=sys.stderr)
+                print("# %-7s %6d machines: static json %.2fs, plugin cold %.2fs, warm %.2fs"
+                      % (provider, size, row["static_json"], row["cold"], row["warm"]), file=sys.stderr)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 
     head = ("machines", "provider", "static YAML s", "static JSON s", "plugin cold s", "plugin warm s",
             "cold/YAML", "warm/YAML", "cold/JSON", "warm/JSON")
     lines = []
+    def ratio(a, b):
+        return "%.2fx" % (a / b) if b else "-"
+
     for r in rows:
-        lines.append(("%d" % r["size"], r["provider"], "%.2f" % r["static_yaml"], "%.2f" % r["static_json"],
-                      "%.2f" % r["cold"], "%.2f" % r["warm"],
-                      "%.2fx" % (r["cold"] / r["static_yaml"]), "%.2fx" % (r["warm"] / r["static_yaml"]),
-                      "%.2fx" % (r["cold"] / r["static_json"]), "%.2fx" % (r["warm"] / r["static_json"])))
+        yml = r["static_yaml"]
+        lines.append(("%d" % r["size"], r["provider"], "%.2f" % yml if yml else "-", "%.2f" % r["static_json"],
+                      "%.2f" % r["cold"], "%.2f" % r["warm"], ratio(r["cold"], yml), ratio(r["warm"], yml),
+                      ratio(r["cold"], r["static_json"]), ratio(r["warm"], r["static_json"])))
     if args.markdown:
         print("| " + " | ".join(head) + " |")
         print("|" + "---|" * len(head))
@@ -176,8 +186,8 @@ def main():
         print("  ".join(h.rjust(w) for h, w in zip(head, widths)))
         for line in lines:
             print("  ".join(c.rjust(w) for c, w in zip(line, widths)))
-    print("targets: plugin cold <= 1.5x static YAML, plugin warm <= 1.1x static YAML")
-    failed = [r for r in rows if r["cold"] > 1.5 * r["static_yaml"] or r["warm"] > 1.1 * r["static_yaml"]]
+    print("targets: plugin cold <= 1.0x static JSON, plugin warm <= 0.8x static JSON")
+    failed = [r for r in rows if r["cold"] > 1.0 * r["static_json"] or r["warm"] > 0.8 * r["static_json"]]
     return 1 if failed else 0
 
 
