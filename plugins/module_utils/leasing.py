@@ -18,6 +18,11 @@ import re
 import threading
 
 from ansible_collections.baremetal.fleet.plugins.module_utils import pool
+from ansible_collections.baremetal.fleet.plugins.module_utils._results import (
+    lease_state,
+    machine_result,
+    run_parallel,
+)
 from ansible_collections.baremetal.fleet.plugins.module_utils.pool import (
     PoolAddressConflict,
     PoolConflict,
@@ -325,49 +330,6 @@ class LeasePlanner:
                            if self.spread_used else ""))
 
 
-def machine_result(machine, changed=False, planned=False):
-    out = machine.to_dict()
-    out["name"] = machine.lease_name
-    out["changed"] = changed
-    if planned:
-        out["planned"] = True
-    return out
-
-
-def _lease_state(machines):
-    return dict((m.lease_name, {"mac": m.mac, "id": m.id, "address": m.address, "hostname": m.hostname})
-                for m in machines if m.lease_name)
-
-
-def _run_parallel(func, items, workers):
-    """Run func(item) on a few threads; stop starting new items after the first error.
-    Returns (results in item order (None where not run), first error or None)."""
-    results = [None] * len(items)
-    errors = []
-    lock = threading.Lock()
-    queue = list(enumerate(items))
-
-    def worker():
-        while True:
-            with lock:
-                if errors or not queue:
-                    return
-                index, item = queue.pop(0)
-            try:
-                results[index] = func(item)
-            except Exception as err:  # pylint: disable=broad-except
-                with lock:
-                    errors.append((index, err))
-                return
-
-    threads = [threading.Thread(target=worker) for _i in range(max(1, min(workers, len(items))))]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return results, (errors[0] if errors else None)
-
-
 def _provider_options(params):
     return dict((k, params.get(k)) for k in ("project", "networks", "ssh_public_keys", "user_data", "tags"))
 
@@ -401,7 +363,7 @@ def ensure_present(provider, params, check_mode=False, workers=8):
     missing = [m for m in members if m.name not in by_name]
     wanted_names = set(m.name for m in members)
     extras = [m for m in existing if m.lease_name not in wanted_names]
-    before = _lease_state(existing)
+    before = lease_state(existing)
     result = {"changed": False, "machines": [], "warnings": list(duplicates)}
     if extras:
         result["warnings"].append(
@@ -457,7 +419,7 @@ def ensure_present(provider, params, check_mode=False, workers=8):
             machine.state = pool.LEASED
             planned.append(machine)
         after = dict(before)
-        after.update(_lease_state(planned))
+        after.update(lease_state(planned))
         result["machines"] = [machine_result(by_name[m.name]) for m in members if m.name in by_name] + \
             [machine_result(m, changed=True, planned=True) for m in planned]
         result["diff"] = {"before": {"lease": lease, "machines": before}, "after": {"lease": lease, "machines": after}}
@@ -491,7 +453,7 @@ def ensure_present(provider, params, check_mode=False, workers=8):
                               "; taken meanwhile: " + "; ".join(conflicts) if conflicts else ""),
                            machine=member.name)
 
-    leased, failure = _run_parallel(lease_one, missing, workers)
+    leased, failure = run_parallel(lease_one, missing, workers)
     if failure is not None:
         index, err = failure
         done = [m for m in leased if m is not None]
@@ -517,7 +479,7 @@ def ensure_present(provider, params, check_mode=False, workers=8):
                           machine_result(new[m.name], changed=True) for m in members] + \
         [machine_result(m) for m in extras]
     after = dict(before)
-    after.update(_lease_state(leased))
+    after.update(lease_state(leased))
     result["diff"] = {"before": {"lease": lease, "machines": before}, "after": {"lease": lease, "machines": after}}
     return result
 
@@ -550,14 +512,14 @@ def ensure_absent(provider, params, check_mode=False, workers=8):
     names = [m.name for m in wanted_members(params)] if params.get("machines") else []
     existing = provider.lease_members(lease, names=names, template=template, project=params.get("project"))
     targets = [m for m in existing if provider.is_owned(m, lease=lease, template=template)]
-    before = _lease_state(existing)
+    before = lease_state(existing)
     after = dict((k, v) for k, v in before.items() if k not in set(m.lease_name for m in targets))
     result = {"changed": bool(targets), "machines": [machine_result(m, changed=True) for m in targets],
               "warnings": [], "diff": {"before": {"lease": lease, "machines": before},
                                        "after": {"lease": lease, "machines": after}}}
     if not targets or check_mode:
         return result
-    _done, failure = _run_parallel(provider.release_machine, targets, workers)
+    _done, failure = run_parallel(provider.release_machine, targets, workers)
     if failure is not None:
         index, err = failure
         raise PoolError("releasing %s of lease %s failed: %s" % (targets[index].lease_name, lease, err),

@@ -12,12 +12,12 @@ import threading
 import time
 
 from ansible_collections.baremetal.fleet.plugins.module_utils import pool
-from ansible_collections.baremetal.fleet.plugins.module_utils.leasing import (
-    DEFAULT_TEMPLATE,
-    _lease_state,
-    _run_parallel,
+from ansible_collections.baremetal.fleet.plugins.module_utils._results import (
+    lease_state,
     machine_result,
+    run_parallel,
 )
+from ansible_collections.baremetal.fleet.plugins.module_utils.leasing import DEFAULT_TEMPLATE
 from ansible_collections.baremetal.fleet.plugins.module_utils.pool import PoolError, PoolNotFound
 
 FAILED = "failed"  # a probe's verdict: this machine will not get there by waiting
@@ -97,7 +97,7 @@ def _wait(provider, machines, tracker, done_state, check, wait_timeout, poll_int
             tracker.see(machine, state, detail)
             return state
 
-        states, _failure = _run_parallel(one, pending, workers)
+        states, _failure = run_parallel(one, pending, workers)
         for machine, state in zip(pending, states):
             if state == FAILED:
                 tracker.errors[machine.id] = tracker.detail.get(machine.id) or "failed"
@@ -185,7 +185,7 @@ def wipe(provider, params, check_mode=False, workers=8):
                         machine=foreign[0].mac or foreign[0].id)
     targets = [m for m in machines if m.state != pool.UNLEASED]
     tracker = Tracker(machines)
-    before = _lease_state(targets)
+    before = lease_state(targets)
     diff = {"before": {"lease": lease, "machines": before}, "after": {"lease": lease, "machines": {}}}
     result = {"changed": bool(targets), "diff": diff}
     if not machines:
@@ -216,7 +216,7 @@ def wipe(provider, params, check_mode=False, workers=8):
             tracker.errors[machine.id] = str(err)
         return True
 
-    _run_parallel(wipe_one, targets, workers)
+    run_parallel(wipe_one, targets, workers)
     if unwiped:
         result["warnings"] = ["released without wiping (the wipe could not run; force: true): %s"
                               % ", ".join(m.lease_name or m.mac for m in targets if m.id in unwiped)]
