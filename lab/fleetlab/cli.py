@@ -249,12 +249,7 @@ def cmd_down(args):
         print("fleetlab is not running (state %s)" % state)
         _teardown_vms(state)
         return 0
-    os.kill(pid, signal.SIGTERM)
-    deadline = time.time() + args.timeout
-    while time.time() < deadline and pid_alive(pid):
-        time.sleep(0.1)
-    if pid_alive(pid):
-        os.kill(pid, signal.SIGKILL)
+    _stop_server(pid, args.timeout)
     for name in ("plunderclient.yaml", "metal.env", "lab.json", "fleetlab.pid", "driver.json"):
         try:
             os.remove(os.path.join(state, name))

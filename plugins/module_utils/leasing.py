@@ -193,10 +193,11 @@ def holders_by_member(machines):
     return out
 
 
-def duplicate_warnings(lease, machines):
-    """One warning per member name held by more than one machine (two callers at once)."""
+def duplicate_warnings(lease, by_member):
+    """One warning per member name held by more than one machine (two callers at once);
+    ``by_member`` as :func:`holders_by_member` gives it."""
     out = []
-    for name, holders in sorted(holders_by_member(machines).items(), key=lambda kv: str(kv[0])):
+    for name, holders in sorted(by_member.items(), key=lambda kv: str(kv[0])):
         if len(holders) > 1:
             out.append("lease %s: %s is held by %d machines: %s keeps the name (leased first); extra: %s. Wipe the "
                        "extra machines by MAC/id (force: true) to give them back"
@@ -345,12 +346,12 @@ def ensure_present(provider, params, check_mode=False, workers=8):
     apply_hardware(existing, params.get("hardware"))
     holders = holders_by_member(existing)
     by_name = dict((name, found[0]) for name, found in holders.items())
-    duplicates = duplicate_warnings(lease, existing)
+    notes = duplicate_warnings(lease, holders)
     invalid = provider.invalid_members(list(by_name.values()))
     for machine in [m for m in by_name.values() if m.id in invalid]:
         # replaced below like a missing member (released first, except in check mode)
-        duplicates.append("lease %s: %s (%s) is replaced: %s"
-                          % (lease, machine.lease_name, machine.mac or machine.id, invalid[machine.id]))
+        notes.append("lease %s: %s (%s) is replaced: %s"
+                     % (lease, machine.lease_name, machine.mac or machine.id, invalid[machine.id]))
         if not check_mode:
             provider.release_machine(machine)
         del by_name[machine.lease_name]
@@ -364,7 +365,7 @@ def ensure_present(provider, params, check_mode=False, workers=8):
     wanted_names = set(m.name for m in members)
     extras = [m for m in existing if m.lease_name not in wanted_names]
     before = lease_state(existing)
-    result = {"changed": False, "machines": [], "warnings": list(duplicates)}
+    result = {"changed": False, "machines": [], "warnings": notes}
     if extras:
         result["warnings"].append(
             "lease %s also holds %s beyond what this task asks for; they are kept (state=absent releases all)"

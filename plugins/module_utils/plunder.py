@@ -384,6 +384,16 @@ class _PlunderReader(Provider):
         return ((now or time.time()) - seen) <= self.unleased_max_age
 
 
+def _address_holders(deployments):
+    """{address: [MACs of the deployments that have it]}, in plunder's order (creation order)."""
+    out = {}
+    for dep in deployments:
+        address = (dep.get("config") or {}).get("address")
+        if address:
+            out.setdefault(address, []).append((dep.get("mac") or "").lower())
+    return out
+
+
 def check_template_unambiguous(template):
     """PoolError unless a hostname made by ``template`` names one lease and index only: ``{index}``
     is digits, so it must be kept apart from ``{name}`` (and from digits) by a non-digit."""
@@ -468,26 +478,19 @@ class PlunderProvider(_PlunderReader):
         return out
 
     def used_addresses(self):
-        return set((d.get("config") or {}).get("address") for d in self.client.deployments()) - {None, ""}
+        return set(_address_holders(self.client.deployments()))
 
     def invalid_members(self, machines):
         """Members whose address an earlier deployment holds (a run that died between writing
         its deployment and checking the address leaves that behind)."""
-        first = {}
-        for dep in self.client.deployments():
-            address = (dep.get("config") or {}).get("address")
-            if address:
-                first.setdefault(address, (dep.get("mac") or "").lower())
-        return dict((m.id, "its address %s belongs to the earlier deployment of %s" % (m.address, first[m.address]))
-                    for m in machines if m.address and first.get(m.address) not in (None, m.mac))
+        holders = _address_holders(self.client.deployments())
+        return dict((m.id, "its address %s belongs to the earlier deployment of %s" % (m.address, holders[m.address][0]))
+                    for m in machines if m.address in holders and holders[m.address][0] != m.mac)
 
     def _address_holder(self, address):
         """MAC of the deployment that holds ``address``: the earliest one (plunder lists them in
         creation order), so that racing writers agree on who keeps it."""
-        for dep in self.client.deployments():
-            if (dep.get("config") or {}).get("address") == address:
-                return (dep.get("mac") or "").lower()
-        return None
+        return (_address_holders(self.client.deployments()).get(address) or [None])[0]
 
     def check_image(self, image):
         name = image or self.default_boot_config
@@ -558,9 +561,7 @@ class PlunderProvider(_PlunderReader):
         address = (mine[0].get("config") or {}).get("address") or None
         if not address:
             return None
-        others = sorted((d.get("mac") or "").lower() for d in deps
-                        if (d.get("config") or {}).get("address") == address
-                        and (d.get("mac") or "").lower() != machine.mac)
+        others = sorted(mac for mac in _address_holders(deps).get(address, []) if mac != machine.mac)
         if others:
             raise PoolConflict("address %s of %s is also the address of %s: the wipe could reach another "
                                "machine, so nothing was run" % (address, machine.mac, ", ".join(others)),
