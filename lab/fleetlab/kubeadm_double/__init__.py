@@ -1,7 +1,7 @@
 """TEST DOUBLE for kubeadm, kubelet, kubectl and a sliver of kube-apiserver.
 
 This package is a *test double*. It exists because kubeadm, the kubelet and the
-control-plane images cannot be downloaded where the lab runs. It is placed on the
+control-plane images cannot be downloaded where the lab runs; only those three are stood in for. It is placed on the
 lab's machine images (or by a molecule prepare step) and never by the roles on
 real hardware. It is strict on purpose: it implements exactly the parts of the
 kubeadm contract that ``roles/kubeadm_*`` use and rejects what real kubeadm rejects:
@@ -16,6 +16,11 @@ kubeadm contract that ``roles/kubeadm_*`` use and rejects what real kubeadm reje
 * join: bootstrap tokens and the discovery CA hash (``sha256:<SPKI>``) are checked
   against what ``init`` issued, through the API the control plane serves; control
   planes fetch the shared certificates with the certificate key (AES-GCM, as kubeadm);
+* etcd is real: ``init`` writes the stacked etcd member's static pod manifest as kubeadm does and
+  the kubelet double runs it with Debian's etcd binary; ``join --control-plane`` adds the member
+  through etcd's API first (``--initial-cluster-state=existing``), ``reset`` removes it; the API
+  stand-in keeps every object in that etcd (``store.py``), so all control planes serve one cluster;
+* ``certs check-expiration`` / ``certs renew`` read and re-issue the real certificates;
 * a kube-apiserver stand-in (HTTPS, client certificates signed by the cluster CA)
   answers ``/version``, ``/healthz``, discovery, ``/api/v1/nodes`` and the few
   objects kubeadm itself reads and writes, so that the real ``kubernetes`` Python

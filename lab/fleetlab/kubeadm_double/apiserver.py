@@ -128,10 +128,17 @@ class Handler(http.server.BaseHTTPRequestHandler):
             sys.stderr.write("apiserver-double: " + fmt % args + "\n")
 
     # --- helpers --------------------------------------------------------------------------
+    # replies are kept until the state is written: a write conflict re-runs the request
     def _send(self, status, body):
-        data = json.dumps(body).encode()
+        self._reply = (status, "application/json", json.dumps(body).encode())
+
+    def _text(self, status, text):
+        self._reply = (status, "text/plain", text.encode())
+
+    def _write_reply(self):
+        status, content_type, data = self._reply
         self.send_response(status)
-        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
         self.wfile.write(data)
@@ -141,9 +148,11 @@ class Handler(http.server.BaseHTTPRequestHandler):
                           "message": message, "reason": reason, "code": code})
 
     def _body(self):
-        length = int(self.headers.get("Content-Length") or 0)
-        raw = self.rfile.read(length) if length else b""
-        return json.loads(raw) if raw else {}
+        if self._request_body is None:
+            length = int(self.headers.get("Content-Length") or 0)
+            raw = self.rfile.read(length) if length else b""
+            self._request_body = json.loads(raw) if raw else {}
+        return self._request_body
 
     def _identity(self, state):
         cert = self.connection.getpeercert(binary_form=True)
@@ -165,22 +174,27 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
     def _dispatch(self, method):
         path = urllib.parse.urlsplit(self.path).path.rstrip("/") or "/"
-        root = self.server.root
-        with store.locked(root, write=method != "GET") as state:
+        self._request_body = None
+        store_ = self.server.store
+        if method == "GET" and path in ("/healthz", "/livez", "/readyz"):
+            # like the real one: healthy only while etcd answers with quorum
+            if path == "/livez" or store_.etcd.healthy():
+                self._text(200, "ok")
+            else:
+                self._text(500, "[-]etcd failed: reason withheld\nhealthz check failed")
+            return self._write_reply()
+        if method == "GET" and path == "/version":
+            self._send(200, version_info())
+            return self._write_reply()
+
+        def handle(state):
+            self._reply = None
             who, name = self._identity(state)
             if who == "invalid":
                 return self._status(401, "Unauthorized", "Unauthorized")
-            if method == "GET" and path in ("/healthz", "/livez", "/readyz"):
-                data = b"ok"
-                self.send_response(200)
-                self.send_header("Content-Type", "text/plain")
-                self.send_header("Content-Length", "2")
-                self.end_headers()
-                self.wfile.write(data)
-                return None
-            if method == "GET" and path == "/version":
-                return self._send(200, version_info())
             if method == "GET" and path == "/api/v1/namespaces/kube-public/configmaps/cluster-info":
+                if "cluster_info" not in state:
+                    return self._status(404, "NotFound", 'configmaps "cluster-info" not found')
                 return self._send(200, {"kind": "ConfigMap", "apiVersion": "v1",
                                         "metadata": {"name": "cluster-info", "namespace": "kube-public"},
                                         "data": state["cluster_info"]})
@@ -188,6 +202,15 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 return self._status(403, "Forbidden", 'User "system:anonymous" cannot %s path "%s"'
                                     % (method.lower(), path))
             return self._route(method, path, state, who, name)
+
+        try:
+            if method == "GET":
+                handle(store_.read())
+            else:
+                store_.update(handle)
+        except store.EtcdError as exc:
+            self._status(500, "InternalError", "etcdserver: %s" % exc)
+        return self._write_reply()
 
     def _route(self, method, path, state, who, name):
         admin = who == "admin"
@@ -254,6 +277,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
             return self._sign_csr(self._body())
         if path in ("/fleet-double/v1/apply", "/fleet-double/v1/diff") and method == "POST" and admin:
             return self._apply(state, self._body(), dry_run=path.endswith("diff"))
+        if path in ("/fleet-double/v1/get", "/fleet-double/v1/delete") and method == "POST" and admin:
+            return self._get_or_delete(state, self._body(), delete=path.endswith("delete"))
         return self._forbidden(who, name, method, path)
 
     def _forbidden(self, who, name, method, path):
@@ -334,14 +359,31 @@ class Handler(http.server.BaseHTTPRequestHandler):
         result = []
         for obj in body.get("objects", []):
             meta = obj.get("metadata") or {}
-            if not obj.get("apiVersion") or not obj.get("kind") or not meta.get("name"):
+            key = _object_key(obj)
+            if key is None:
                 return self._status(422, "Invalid", "object is missing apiVersion, kind or metadata.name")
-            key = "%s/%s/%s/%s" % (obj["apiVersion"], obj["kind"], meta.get("namespace", ""), meta["name"])
             old = objects.get(key)
             verb = "unchanged" if old and old["manifest"] == obj else ("configured" if old else "created")
             if not dry_run:
                 objects[key] = {"kind": obj["kind"], "manifest": obj}
             result.append({"key": key, "kind": obj["kind"], "name": meta["name"], "result": verb})
+        return self._send(200, {"results": result})
+
+    def _get_or_delete(self, state, body, delete):
+        objects = state.setdefault("objects", {})
+        result = []
+        for obj in body.get("objects", []):
+            meta = obj.get("metadata") or {}
+            key = _object_key(obj)
+            if key is None:
+                return self._status(422, "Invalid", "object is missing apiVersion, kind or metadata.name")
+            if key not in objects:
+                return self._status(404, "NotFound", '%s "%s" not found' % (obj["kind"].lower(), meta["name"]))
+            result.append({"key": key, "kind": obj["kind"], "name": meta["name"],
+                           "result": "deleted" if delete else "found", "manifest": objects[key]["manifest"]})
+        if delete:
+            for item in result:
+                del objects[item["key"]]
         return self._send(200, {"results": result})
 
     def do_GET(self):
@@ -360,6 +402,13 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self._dispatch("DELETE")
 
 
+def _object_key(obj):
+    meta = obj.get("metadata") or {}
+    if not obj.get("apiVersion") or not obj.get("kind") or not meta.get("name"):
+        return None
+    return "%s/%s/%s/%s" % (obj["apiVersion"], obj["kind"], meta.get("namespace", ""), meta["name"])
+
+
 def add_token_signature(state, token_id, secret):
     info = state["cluster_info"]
     info["jws-kubeconfig-" + token_id] = pki.jws_sign(info["kubeconfig"], token_id, secret)
@@ -370,7 +419,7 @@ class Server(http.server.ThreadingHTTPServer):
     allow_reuse_address = True
 
 
-def serve(root, bind, port, cert_file, key_file, ca_file, advertise):
+def serve(root, bind, port, cert_file, key_file, ca_file, advertise, etcd_store):
     with open(ca_file, "rb") as handle:
         ca_cert = pki.load_cert(handle.read())
     with open(os.path.join(os.path.dirname(ca_file), "ca.key"), "rb") as handle:
@@ -382,6 +431,7 @@ def serve(root, bind, port, cert_file, key_file, ca_file, advertise):
     ctx.verify_mode = ssl.CERT_OPTIONAL
     httpd.socket = ctx.wrap_socket(httpd.socket, server_side=True)
     httpd.root, httpd.ca, httpd.advertise = root, (ca_cert, ca_key), "%s:%d" % (advertise, port)
+    httpd.store = etcd_store
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
     try:
         httpd.serve_forever(poll_interval=0.2)
@@ -400,11 +450,17 @@ def main(argv, root):
     parser.add_argument("--tls-cert-file", required=True)
     parser.add_argument("--tls-private-key-file", required=True)
     parser.add_argument("--client-ca-file", required=True)
+    parser.add_argument("--etcd-servers", required=True)
+    parser.add_argument("--etcd-cafile", required=True)
+    parser.add_argument("--etcd-certfile", required=True)
+    parser.add_argument("--etcd-keyfile", required=True)
     args, _rest = parser.parse_known_args(argv)
 
     def rooted(path):
         return os.path.join(root, path.lstrip("/"))
 
+    etcd_store = store.Store.connect(args.etcd_servers.split(","), rooted(args.etcd_cafile),
+                                     rooted(args.etcd_certfile), rooted(args.etcd_keyfile))
     serve(root, args.bind_address, args.secure_port, rooted(args.tls_cert_file),
-          rooted(args.tls_private_key_file), rooted(args.client_ca_file), args.advertise_address)
+          rooted(args.tls_private_key_file), rooted(args.client_ca_file), args.advertise_address, etcd_store)
     return 0

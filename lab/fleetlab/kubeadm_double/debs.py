@@ -83,7 +83,17 @@ def _build(staging, out_dir, name, version):
     return target
 
 
-def build(out_dir, version=None):
+def _add_etcd_image(lib, etcd_deb):
+    """Debian's etcd binary inside the library package: what the kubelet double runs for the etcd
+    static pod (kubeadm's etcd image cannot be had here). Never installed as a system service."""
+    with tempfile.TemporaryDirectory() as tmp:
+        subprocess.run(["dpkg-deb", "-x", etcd_deb, tmp], check=True)
+        target = os.path.join(lib, LIB_DIR.lstrip("/"), "images", "etcd", "usr", "bin")
+        os.makedirs(target)
+        shutil.copy(os.path.join(tmp, "usr", "bin", "etcd"), target)
+
+
+def build(out_dir, version=None, etcd_deb=None):
     version = version or KUBERNETES_VERSION.lstrip("v") + "-1.1"
     os.makedirs(out_dir, exist_ok=True)
     here = os.path.dirname(os.path.abspath(__file__))
@@ -96,6 +106,8 @@ def build(out_dir, version=None):
             if entry.endswith(".py"):
                 shutil.copy(os.path.join(here, entry), pkg_dir)
         _write(lib, LIB_DIR + "/fleetlab/__init__.py", '"""fleetlab (only the kubeadm TEST DOUBLE)."""\n')
+        if etcd_deb:
+            _add_etcd_image(lib, etcd_deb)
         _write(lib, "DEBIAN/control", _control(LIB_PACKAGE, version, LIB_DEPENDS,
                                               "kubeadm/kubelet/kubectl test double library"))
         built.append(_build(lib, out_dir, LIB_PACKAGE, version))
@@ -124,12 +136,16 @@ def main(argv, root):
     parser.add_argument("--out", required=True)
     parser.add_argument("--version")
     parser.add_argument("--with-debian-deps", action="store_true",
-                        help="also copy the Debian packages the double needs from the lab's cache "
-                             "(filled by `fleetlab prepare`; nothing is downloaded here)")
+                        help="also copy the Debian packages the double needs from the lab's cache, and pack "
+                             "Debian's etcd binary for the etcd static pod (filled by `fleetlab prepare`; "
+                             "nothing is downloaded here)")
     args = parser.parse_args(argv)
-    paths = build(args.out, args.version)
+    etcd_deb = None
     if args.with_debian_deps:
         from .. import debcache
+        etcd_deb = debcache.fetch((debcache.ETCD_IMAGE,), download=False)[0]
+    paths = build(args.out, args.version, etcd_deb)
+    if args.with_debian_deps:
         paths += debcache.copy_to(args.out)
     for path in paths:
         print(path)

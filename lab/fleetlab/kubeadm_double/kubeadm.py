@@ -3,7 +3,7 @@
 Subcommands: ``init --config``, ``init phase upload-certs --upload-certs``, ``join``
 (flags or ``--config``; workers and ``--control-plane --certificate-key``),
 ``token create [--print-join-command]``, ``token list``, ``reset -f``, ``version``,
-``config validate --config``. Exit codes and the main messages follow kubeadm's.
+``config validate --config``, ``certs check-expiration [-o json]``, ``certs renew all|NAME``. Exit codes and the main messages follow kubeadm's.
 """
 import argparse
 import base64
@@ -24,7 +24,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.x509.oid import NameOID
 
-from . import DOUBLE_BANNER, KUBERNETES_VERSION, pki, preflight, schema, store
+from . import DOUBLE_BANNER, KUBERNETES_VERSION, etcd, pki, preflight, schema, store
 from .client import APIError, Client
 
 KUBE_DIR = "/etc/kubernetes"
@@ -34,6 +34,9 @@ DEFAULT_SERVICE_SUBNET = "10.96.0.0/12"
 DEFAULT_DNS_DOMAIN = "cluster.local"
 DEFAULT_CP_TIMEOUT = "4m0s"
 DEFAULT_TLS_TIMEOUT = "5m0s"
+DEFAULT_ETCD_TIMEOUT = "2m0s"
+ETCD_DATA_DIR = "/var/lib/etcd"
+ETCD_IMAGE_TAG = "3.5.15-0"  # what kubeadm 1.31 pins; the kubelet double runs Debian's etcd binary for it
 TOKEN_CHARS = string.ascii_lowercase + string.digits
 
 
@@ -184,7 +187,8 @@ def stop_static_pods(node, timeout=10.0):
             with open(path) as handle:
                 pid = int(handle.read().strip())
             with open("/proc/%d/cmdline" % pid, "rb") as handle:
-                if b"kube-apiserver" not in handle.read():
+                cmdline = handle.read()
+                if b"kube-apiserver" not in cmdline and b"etcd" not in cmdline:
                     raise ValueError("a stale pid file")  # never signal an unrelated process
             os.kill(pid, signal.SIGTERM)
         except (OSError, ValueError):
@@ -303,6 +307,32 @@ def _manifest(component, command, image):
     }, sort_keys=False)
 
 
+def _etcd_local_host(address):
+    """Where the local etcd member answers its own control plane: 127.0.0.1 as kubeadm writes it,
+    unless the member's address is a loopback address itself (several members on one test host)."""
+    import ipaddress
+    return address if ipaddress.ip_address(address).is_loopback else "127.0.0.1"
+
+
+def _etcd_flags(cluster, address):
+    """--etcd-* flags of the API server: the local member (stacked) or the external endpoints."""
+    external = (cluster.get("etcd") or {}).get("external")
+    if external:
+        return ["--etcd-servers=" + ",".join(external["endpoints"]), "--etcd-cafile=" + external["caFile"],
+                "--etcd-certfile=" + external["certFile"], "--etcd-keyfile=" + external["keyFile"]]
+    return ["--etcd-servers=" + etcd.url(_etcd_local_host(address), etcd.CLIENT_PORT),
+            "--etcd-cafile=%s/etcd/ca.crt" % PKI_DIR,
+            "--etcd-certfile=%s/apiserver-etcd-client.crt" % PKI_DIR,
+            "--etcd-keyfile=%s/apiserver-etcd-client.key" % PKI_DIR]
+
+
+def local_etcd(node, address, timeout=5.0):
+    """A client of this control plane's own etcd member, with the API server's etcd client certificate."""
+    return etcd.Etcd([etcd.url(_etcd_local_host(address), etcd.CLIENT_PORT)], node.path(PKI_DIR + "/etcd/ca.crt"),
+                     node.path(PKI_DIR + "/apiserver-etcd-client.crt"),
+                     node.path(PKI_DIR + "/apiserver-etcd-client.key"), timeout=timeout)
+
+
 def write_control_plane_manifests(node, cluster, address, bind_port, version):
     repo = cluster.get("imageRepository", "registry.k8s.io")
     api = cluster.get("apiServer") or {}
@@ -312,7 +342,7 @@ def write_control_plane_manifests(node, cluster, address, bind_port, version):
                "--client-ca-file=%s/ca.crt" % PKI_DIR,
                "--service-cluster-ip-range=" + net.get("serviceSubnet", DEFAULT_SERVICE_SUBNET),
                "--authorization-mode=Node,RBAC", "--enable-bootstrap-token-auth=true"] + \
-        _args_list(api.get("extraArgs"))
+        _etcd_flags(cluster, address) + _args_list(api.get("extraArgs"))
     out("[control-plane] Creating static Pod manifest for \"kube-apiserver\"")
     node.write(KUBE_DIR + "/manifests/kube-apiserver.yaml",
                _manifest("kube-apiserver", command, "%s/kube-apiserver:%s" % (repo, version)))
@@ -322,10 +352,40 @@ def write_control_plane_manifests(node, cluster, address, bind_port, version):
                            .get("extraArgs"))
         node.write(KUBE_DIR + "/manifests/%s.yaml" % comp,
                    _manifest(comp, [comp] + extra, "%s/%s:%s" % (repo, comp, version)))
-    if "external" not in (cluster.get("etcd") or {}):
-        out("[etcd] Creating static Pod manifest for local etcd in \"/etc/kubernetes/manifests\"")
-        node.write(KUBE_DIR + "/manifests/etcd.yaml",
-                   _manifest("etcd", ["etcd", "--data-dir=/var/lib/etcd"], "%s/etcd:3.5.15-0" % repo))
+
+
+def write_etcd_manifest(node, cluster, name, address, initial_cluster, existing):
+    """The stacked etcd member's static pod, with the flags kubeadm writes."""
+    local = _etcd_local_host(address)
+    listen = [etcd.url(local, etcd.CLIENT_PORT)] + ([etcd.url(address, etcd.CLIENT_PORT)] if local != address else [])
+    peer = etcd.url(address, etcd.PEER_PORT)
+    command = ["etcd", "--advertise-client-urls=" + etcd.url(address, etcd.CLIENT_PORT),
+               "--cert-file=%s/etcd/server.crt" % PKI_DIR, "--client-cert-auth=true",
+               "--data-dir=" + ETCD_DATA_DIR, "--experimental-initial-corrupt-check=true",
+               "--initial-advertise-peer-urls=" + peer, "--initial-cluster=" + initial_cluster,
+               "--key-file=%s/etcd/server.key" % PKI_DIR, "--listen-client-urls=" + ",".join(listen),
+               "--listen-metrics-urls=http://%s:2381" % local, "--listen-peer-urls=" + peer, "--name=" + name,
+               "--peer-cert-file=%s/etcd/peer.crt" % PKI_DIR, "--peer-client-cert-auth=true",
+               "--peer-key-file=%s/etcd/peer.key" % PKI_DIR, "--peer-trusted-ca-file=%s/etcd/ca.crt" % PKI_DIR,
+               "--snapshot-count=10000", "--trusted-ca-file=%s/etcd/ca.crt" % PKI_DIR]
+    if existing:
+        command.append("--initial-cluster-state=existing")
+    command += _args_list(((cluster.get("etcd") or {}).get("local") or {}).get("extraArgs"))
+    os.makedirs(node.path(ETCD_DATA_DIR), mode=0o700, exist_ok=True)
+    os.chmod(node.path(ETCD_DATA_DIR), 0o700)
+    out("[etcd] Creating static Pod manifest for local etcd in \"/etc/kubernetes/manifests\"")
+    repo = cluster.get("imageRepository", "registry.k8s.io")
+    node.write(KUBE_DIR + "/manifests/etcd.yaml", _manifest("etcd", command, "%s/etcd:%s" % (repo, ETCD_IMAGE_TAG)))
+
+
+def wait_etcd(client, timeout, what):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if client.healthy():
+            return
+        time.sleep(0.25)
+    raise KubeadmError("%s: the local etcd member at %s is not healthy after %s (see the kubelet's etcd log)"
+                       % (what, client.endpoints[0], datetime.timedelta(seconds=int(timeout))))
 
 
 def write_kubelet_files(node, kubelet_config, cri_socket, name, address, extra_args):
@@ -430,30 +490,48 @@ def cmd_init(node, args):
     if taints is None:
         taints = [{"key": "node-role.kubernetes.io/control-plane", "effect": "NoSchedule"}]
     tokens = init.get("bootstrapTokens") or [{"token": new_token()}]
-    with store.locked(node.root) as state:
-        state.clear()
-        state["cluster_configuration"] = yaml.safe_dump(full_cluster, sort_keys=False)
-        state["kubelet_config"] = kubelet_cfg
-        state["cluster_info"] = {"kubeconfig": pki.dump_kubeconfig(pki.kubeconfig(server, ca_pem, "", ""))}
-        state["control_planes"] = {name: taints}
-        state["tokens"] = {}
-        for tok in tokens:
-            token_id, secret = tok["token"].split(".")
-            state["tokens"][token_id] = {"secret": secret, "expires": _expiry(tok.get("ttl", "24h0m0s")),
-                                         "description": tok.get("description", "")}
-            from .apiserver import add_token_signature
-            add_token_signature(state, token_id, secret)
-        state["nodes"] = {}
-        state["objects"] = {}
+    stacked = "external" not in (cluster.get("etcd") or {})
+    if stacked:
+        write_etcd_manifest(node, cluster, name, address, "%s=%s" % (name, etcd.url(address, etcd.PEER_PORT)),
+                            existing=False)
+    sections = {
+        "cluster_configuration": yaml.safe_dump(full_cluster, sort_keys=False),
+        "kubelet_config": kubelet_cfg,
+        "cluster_info": {"kubeconfig": pki.dump_kubeconfig(pki.kubeconfig(server, ca_pem, "", ""))},
+        "control_planes": {name: taints}, "tokens": {}, "objects": {},
+    }
+    for tok in tokens:
+        token_id, secret = tok["token"].split(".")
+        sections["tokens"][token_id] = {"secret": secret, "expires": _expiry(tok.get("ttl", "24h0m0s")),
+                                        "description": tok.get("description", "")}
+        from .apiserver import add_token_signature
+        add_token_signature(sections, token_id, secret)
 
     restart_kubelet(node)
     timeout = schema.parse_duration((init.get("timeouts") or {}).get("controlPlaneComponentHealthCheck",
                                                                       DEFAULT_CP_TIMEOUT))
     out("[wait-control-plane] Waiting for the kubelet to boot up the control plane as static Pods from "
         "directory \"/etc/kubernetes/manifests\"")
+    if stacked:
+        client = local_etcd(node, address)
+        wait_etcd(client, timeout, "wait-control-plane")
+    else:
+        ext = cluster["etcd"]["external"]
+        client = etcd.Etcd(ext["endpoints"], node.path(ext["caFile"]), node.path(ext["certFile"]),
+                           node.path(ext["keyFile"]))
+
+    def seed(state):
+        nodes = state.get("nodes", {})  # the kubelet may have registered its node already
+        state.clear()
+        state.update(sections)
+        state["nodes"] = nodes
+
+    store.Store(client).update(seed)
     local_url = _url("127.0.0.1" if bind_addr == "0.0.0.0" else bind_addr, bind_port)
     wait_healthy(local_url.replace("127.0.0.1", address) if bind_addr == "0.0.0.0" else local_url,
                  ca_pem, timeout, "wait-control-plane")
+    # like kubeadm's api-check: through the control-plane endpoint the kubeconfig files name
+    wait_healthy(server, ca_pem, timeout, "api-check")
     out("[api-check] The API server is healthy")
     out("[upload-config] Storing the configuration used in ConfigMap \"kubeadm-config\" in the "
         "\"kube-system\" Namespace")
@@ -698,7 +776,6 @@ def cmd_join(node, args):
         certs.leaf_certs(name, address, cpe_host, cluster)
         certs.kubeconfigs(name, server, cluster.get("clusterName", "kubernetes"), with_admin=True)
         os.remove(node.path(KUBE_DIR + "/kubelet.conf"))  # the kubelet's comes from TLS bootstrap below
-        write_control_plane_manifests(node, cluster, address, bind_port, cluster["kubernetesVersion"])
     else:
         node.write(PKI_DIR + "/ca.crt", ca_pem, 0o644)
     address = address or _args_value(nreg.get("kubeletExtraArgs"), "node-ip") or default_address(node)
@@ -722,7 +799,15 @@ def cmd_join(node, args):
     out("[kubelet-start] Writing kubelet configuration to file \"/etc/kubernetes/kubelet.conf\"")
     node.write(KUBE_DIR + "/kubelet.conf", pki.dump_kubeconfig(cfg))
     write_kubelet_files(node, kubelet_cfg, cri, name, address, nreg.get("kubeletExtraArgs"))
+    if cp is not None:  # control-plane-join: the etcd member first, then the static pods
+        stacked = _join_etcd(node, cluster, name, address, schema.parse_duration(
+            settings["timeouts"].get("etcdAPICall", DEFAULT_ETCD_TIMEOUT)))
+        write_control_plane_manifests(node, cluster, address, bind_port, cluster["kubernetesVersion"])
     restart_kubelet(node)
+    if cp is not None and stacked:
+        out("[etcd] Waiting for the new etcd member to join the cluster")
+        wait_etcd(local_etcd(node, address), schema.parse_duration(
+            settings["timeouts"].get("etcdAPICall", DEFAULT_ETCD_TIMEOUT)), "control-plane-join/etcd")
     out("[kubelet-start] Waiting for the kubelet to perform the TLS Bootstrap")
     timeout = schema.parse_duration(settings["timeouts"].get("tlsBootstrap", DEFAULT_TLS_TIMEOUT))
     node_client = Client(server, ca_pem, cert_pem, pki.key_pem(key))
@@ -742,6 +827,85 @@ def cmd_join(node, args):
     out("")
     out("This node has joined the cluster%s" % (" and a new control plane instance was created" if cp else ""))
     return 0
+
+
+def _etcd_retry(call, timeout):
+    """``call()``, again while etcd answers "unhealthy cluster" (a member joined or left moments ago)."""
+    deadline = time.time() + timeout
+    while True:
+        try:
+            return call()
+        except etcd.EtcdError as exc:
+            if time.time() > deadline or "unhealthy cluster" not in str(exc):
+                raise
+            time.sleep(1.0)
+
+
+def _join_etcd(node, cluster, name, address, timeout):
+    """kubeadm's control-plane-join etcd phase: announce the new member through etcd's own API and
+    write its manifest with the current members and ``--initial-cluster-state=existing``.
+    False for an external etcd (nothing to join)."""
+    if "external" in (cluster.get("etcd") or {}):
+        return False
+    admin = Client.from_kubeconfig(node.path(KUBE_DIR + "/admin.conf"))
+    peers = []
+    for item in admin.request("GET", "/api/v1/nodes")["items"]:
+        if "node-role.kubernetes.io/control-plane" in item["metadata"].get("labels", {}):
+            peers += [a["address"] for a in item["status"]["addresses"] if a["type"] == "InternalIP" and a["address"]]
+    if not peers:
+        raise KubeadmError("error execution phase control-plane-join/etcd: no control-plane node with an address "
+                           "was found to reach the etcd cluster")
+    client = etcd.Etcd([etcd.url(a, etcd.CLIENT_PORT) for a in peers], node.path(PKI_DIR + "/etcd/ca.crt"),
+                       node.path(PKI_DIR + "/apiserver-etcd-client.crt"),
+                       node.path(PKI_DIR + "/apiserver-etcd-client.key"))
+    peer = etcd.url(address, etcd.PEER_PORT)
+    # etcd refuses a new member until the last one has been connected for a while ("unhealthy
+    # cluster"): retried within a bound, as kubeadm does
+    def add():
+        members = client.members()
+        if not any(peer in m["peer_urls"] for m in members):  # a re-run after a failed join adds nothing
+            members = client.add_member([peer])[1]
+        return members
+
+    try:
+        members = _etcd_retry(add, timeout)
+    except etcd.EtcdError as exc:
+        raise KubeadmError("error execution phase control-plane-join/etcd: error creating local etcd "
+                           "static pod manifest file: %s" % exc)
+    out("[etcd] Announced new etcd member joining to the existing etcd cluster")
+    initial = ["%s=%s" % (m["name"], m["peer_urls"][0]) for m in members
+               if m["name"] and m["peer_urls"] and peer not in m["peer_urls"]]
+    write_etcd_manifest(node, cluster, name, address, ",".join(initial + ["%s=%s" % (name, peer)]), existing=True)
+    return True
+
+
+def _remove_etcd_member(node):
+    """kubeadm reset's remove-etcd-member phase; failures are warnings, as kubeadm's."""
+    manifest = node.path(KUBE_DIR + "/manifests/etcd.yaml")
+    if not os.path.exists(manifest):
+        return
+    with open(manifest) as handle:
+        command = (yaml.safe_load(handle) or {})["spec"]["containers"][0]["command"]
+    flags = dict(arg[2:].split("=", 1) for arg in command[1:] if arg.startswith("--") and "=" in arg)
+    peer = flags.get("initial-advertise-peer-urls", "")
+    try:
+        local = etcd.Etcd(flags["listen-client-urls"].split(","), node.path(flags["trusted-ca-file"]),
+                          node.path(PKI_DIR + "/apiserver-etcd-client.crt"),
+                          node.path(PKI_DIR + "/apiserver-etcd-client.key"))
+        members = local.members()
+        mine = [m for m in members if peer in m["peer_urls"]]
+        if not mine:
+            out("[reset] No etcd member for this node (%s) in the cluster" % peer)
+            return
+        others = [u for m in members if m is not mine[0] for u in m["client_urls"]]
+        if not others:
+            out("[reset] The etcd member %s is the last one: not removing it" % flags.get("name"))
+            return
+        local.endpoints = others + local.endpoints
+        _etcd_retry(lambda: local.remove_member(mine[0]["id"]), schema.parse_duration(DEFAULT_ETCD_TIMEOUT))
+        out("[reset] Removed the etcd member %s (%s) from the cluster" % (flags.get("name"), peer))
+    except (etcd.EtcdError, OSError, KeyError) as exc:
+        out("[reset] Failed to remove etcd member: %s, please manually remove this etcd member using etcdctl" % exc)
 
 
 def _mark_control_plane(server, ca_pem, node, name, nreg):
@@ -776,6 +940,7 @@ def cmd_reset(node, args):
         answer = sys.stdin.readline().strip().lower()
         if answer not in ("y", "yes"):
             raise KubeadmError("aborted reset operation")
+    _remove_etcd_member(node)
     stop_kubelet(node)
     # the manifests first, so that a kubelet still running does not restart the static pods; then
     # the pods themselves (kubeadm removes the control-plane containers), so that nothing rewrites
@@ -795,6 +960,155 @@ def cmd_reset(node, args):
         "/etc/kubernetes/controller-manager.conf /etc/kubernetes/scheduler.conf]")
     out("")
     out("The reset process does not clean CNI configuration. To do so, you must remove /etc/cni/net.d")
+    return 0
+
+
+# --- certs ------------------------------------------------------------------------------------
+
+# kubeadm's names: (name, file below /etc/kubernetes (kubeconfig) or below the PKI dir, its CA)
+CERTS = [("admin.conf", "admin.conf", "ca"), ("apiserver", "apiserver", "ca"),
+         ("apiserver-etcd-client", "apiserver-etcd-client", "etcd-ca"),
+         ("apiserver-kubelet-client", "apiserver-kubelet-client", "ca"),
+         ("controller-manager.conf", "controller-manager.conf", "ca"),
+         ("etcd-healthcheck-client", "etcd/healthcheck-client", "etcd-ca"), ("etcd-peer", "etcd/peer", "etcd-ca"),
+         ("etcd-server", "etcd/server", "etcd-ca"), ("front-proxy-client", "front-proxy-client", "front-proxy-ca"),
+         ("scheduler.conf", "scheduler.conf", "ca"), ("super-admin.conf", "super-admin.conf", "ca")]
+CAS = [("ca", "ca"), ("etcd-ca", "etcd/ca"), ("front-proxy-ca", "front-proxy-ca")]
+
+
+def _not_after(cert):
+    return cert.not_valid_after.replace(tzinfo=datetime.timezone.utc)
+
+
+def _load_leaf(node, filename):
+    """(certificate, key, kubeconfig dict or None) of a certificate kubeadm manages; None when missing."""
+    if filename.endswith(".conf"):
+        path = node.path(KUBE_DIR + "/" + filename)
+        if not os.path.exists(path):
+            return None
+        with open(path) as handle:
+            cfg = yaml.safe_load(handle)
+        user = cfg["users"][0]["user"]
+        return (pki.load_cert(base64.b64decode(user["client-certificate-data"])),
+                pki.load_key(base64.b64decode(user["client-key-data"])), cfg)
+    if not node.exists(PKI_DIR + "/" + filename + ".crt"):
+        return None
+    return (pki.load_cert(node.read(PKI_DIR + "/" + filename + ".crt")),
+            pki.load_key(node.read(PKI_DIR + "/" + filename + ".key")), None)
+
+
+def _residual(when, now):
+    seconds = max(0, int((when - now).total_seconds()))
+    days = seconds // 86400
+    if days >= 365:
+        return "%dy" % (days // 365)
+    return "%dd" % days if days else "%dh" % (seconds // 3600)
+
+
+def cmd_certs_check_expiration(node, args):
+    now = datetime.datetime.now(datetime.timezone.utc)
+    certs, cas = [], []
+    for name, filename, ca in CERTS:
+        leaf = _load_leaf(node, filename)
+        certs.append({"name": name, "ca": ca, "when": _not_after(leaf[0]) if leaf else None})
+    for name, filename in CAS:
+        present = node.exists(PKI_DIR + "/" + filename + ".crt")
+        when = _not_after(pki.load_cert(node.read(PKI_DIR + "/" + filename + ".crt"))) if present else None
+        cas.append({"name": name, "when": when})
+    if not any(c["when"] for c in certs + cas):
+        raise KubeadmError("[check-expiration] Error reading configuration from the Cluster: no certificates "
+                           "in %s (is this a control-plane node?)" % PKI_DIR)
+    if args.output == "json":
+        def entry(c, with_ca):
+            item = {"name": c["name"], "expirationDate": c["when"].strftime("%Y-%m-%dT%H:%M:%SZ") if c["when"] else
+                    "0001-01-01T00:00:00Z",
+                    "residualTime": int((c["when"] - now).total_seconds() * 1e9) if c["when"] else 0,
+                    "externallyManaged": False, "missing": c["when"] is None}
+            if with_ca:
+                item["certificateAuthority"] = c["ca"]
+            return item
+        out(json.dumps({"kind": "CertificateExpirationInfo", "apiVersion": "output.kubeadm.k8s.io/v1alpha3",
+                        "certificates": [entry(c, True) for c in certs],
+                        "certificateAuthorities": [entry(c, False) for c in cas]}, indent=2))
+        return 0
+    out("CERTIFICATE                EXPIRES                  RESIDUAL TIME   CERTIFICATE AUTHORITY   "
+        "EXTERNALLY MANAGED")
+    for c in certs:
+        if c["when"]:
+            out("%-26s %-24s %-15s %-23s no" % (c["name"], c["when"].strftime("%b %d, %Y %H:%M UTC"),
+                                                 _residual(c["when"], now), c["ca"]))
+        else:
+            out("!MISSING! %s" % c["name"])
+    out("")
+    out("CERTIFICATE AUTHORITY   EXPIRES                  RESIDUAL TIME   EXTERNALLY MANAGED")
+    for c in cas:
+        if c["when"]:
+            out("%-23s %-24s %-15s no" % (c["name"], c["when"].strftime("%b %d, %Y %H:%M UTC"),
+                                         _residual(c["when"], now)))
+        else:
+            out("!MISSING! %s" % c["name"])
+    return 0
+
+
+def _algorithm_of(key):
+    from cryptography.hazmat.primitives.asymmetric import ec, rsa
+    if isinstance(key, rsa.RSAPrivateKey):
+        return "RSA-%d" % key.key_size
+    if isinstance(key, ec.EllipticCurvePrivateKey):
+        return {"secp256r1": "ECDSA-P256", "secp384r1": "ECDSA-P384"}[key.curve.name]
+    raise KubeadmError("unsupported key type %s" % type(key).__name__)
+
+
+def _renew(node, name, filename, ca_name):
+    leaf = _load_leaf(node, filename)
+    if leaf is None:
+        out("MISSING! certificate %s not found, skipping" % name)
+        return False
+    old, old_key, cfg = leaf
+    ca_file = dict(CAS)[ca_name]
+    if not node.exists(PKI_DIR + "/" + ca_file + ".key"):
+        raise KubeadmError("failed to renew certificate %s: the CA key %s/%s.key is missing (external CA)"
+                           % (name, PKI_DIR, ca_file))
+    ca_cert = pki.load_cert(node.read(PKI_DIR + "/" + ca_file + ".crt"))
+    ca_key = pki.load_key(node.read(PKI_DIR + "/" + ca_file + ".key"))
+    cn = old.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value
+    orgs = [a.value for a in old.subject.get_attributes_for_oid(NameOID.ORGANIZATION_NAME)]
+    try:
+        usages = old.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+    except x509.ExtensionNotFound:
+        usages = []
+    try:
+        alt = old.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        sans = [str(v) for v in alt.get_values_for_type(x509.DNSName)] + \
+            [str(v) for v in alt.get_values_for_type(x509.IPAddress)]
+    except x509.ExtensionNotFound:
+        sans = []
+    from cryptography.x509.oid import ExtendedKeyUsageOID
+    cert, key = pki.issue(ca_cert, ca_key, cn, orgs, algorithm=_algorithm_of(old_key),
+                          server=ExtendedKeyUsageOID.SERVER_AUTH in usages,
+                          client=ExtendedKeyUsageOID.CLIENT_AUTH in usages, sans=sans)
+    if cfg is not None:
+        user = cfg["users"][0]["user"]
+        user["client-certificate-data"] = base64.b64encode(pki.cert_pem(cert)).decode()
+        user["client-key-data"] = base64.b64encode(pki.key_pem(key)).decode()
+        node.write(KUBE_DIR + "/" + filename, pki.dump_kubeconfig(cfg))
+        out("certificate embedded in the kubeconfig file for %s renewed" % name.replace(".conf", ""))
+    else:
+        CertWriter(node, None).write_pair(filename, cert, key)
+        out("certificate for %s renewed" % name)
+    return True
+
+
+def cmd_certs_renew(node, args):
+    names = [c[0] for c in CERTS]
+    if args.target != "all" and args.target not in names:
+        raise KubeadmError('unknown certificate "%s": one of all, %s' % (args.target, ", ".join(names)))
+    renewed = [_renew(node, *c) for c in CERTS if args.target in ("all", c[0])]
+    if not any(renewed):
+        raise KubeadmError("no certificate was renewed: none of them is on this node")
+    out("")
+    out("Done renewing certificates. You must restart the kube-apiserver, kube-controller-manager, "
+        "kube-scheduler and etcd, so that they can use the new certificates.")
     return 0
 
 
@@ -874,6 +1188,15 @@ def build_parser():
     version = sub.add_parser("version")
     version.add_argument("-o", "--output", default="")
 
+    certs = sub.add_parser("certs")
+    certs_sub = certs.add_subparsers(dest="certs_command", required=True)
+    check = certs_sub.add_parser("check-expiration")
+    check.add_argument("-o", "--output", default="", choices=["", "json"])
+    check.add_argument("--config")
+    renew = certs_sub.add_parser("renew")
+    renew.add_argument("target")
+    renew.add_argument("--config")
+
     config = sub.add_parser("config")
     config_sub = config.add_subparsers(dest="config_command", required=True)
     validate = config_sub.add_parser("validate")
@@ -900,6 +1223,10 @@ def main(argv, root):
             return cmd_reset(node, args)
         if args.command == "version":
             return cmd_version(node, args)
+        if args.command == "certs":
+            if args.certs_command == "renew":
+                return cmd_certs_renew(node, args)
+            return cmd_certs_check_expiration(node, args)
         return cmd_config_validate(node, args)
     except KubeadmError as exc:
         sys.stderr.write("%s\n" % exc)

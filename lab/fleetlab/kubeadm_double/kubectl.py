@@ -1,4 +1,4 @@
-"""A kubectl stand-in for what the cni role runs: ``apply -f``, ``diff -f``, ``get nodes`` (TEST DOUBLE).
+"""A kubectl stand-in: ``apply -f``, ``diff -f``, ``get nodes``, ``get -f``, ``delete -f`` (TEST DOUBLE).
 
 ``diff`` exits 0 when the cluster already holds every object unchanged, 1 when
 something would change and >1 on errors, as kubectl does.
@@ -35,8 +35,12 @@ def main(argv, root):
         cmd = sub.add_parser(name)
         cmd.add_argument("-f", "--filename", required=True)
         cmd.add_argument("--kubeconfig", dest="kubeconfig_sub")
+    delete = sub.add_parser("delete")
+    delete.add_argument("-f", "--filename", required=True)
+    delete.add_argument("--kubeconfig", dest="kubeconfig_sub")
     get = sub.add_parser("get")
-    get.add_argument("resource", choices=["nodes", "node", "no"])
+    get.add_argument("resource", nargs="?", choices=["nodes", "node", "no"])
+    get.add_argument("-f", "--filename")
     get.add_argument("-o", "--output", default="")
     get.add_argument("--kubeconfig", dest="kubeconfig_sub")
     version = sub.add_parser("version")
@@ -61,6 +65,25 @@ def main(argv, root):
                 print("diff: %s %s/%s would be %s" % (item["key"], item["kind"].lower(), item["name"],
                                                       item["result"]))
             return 1 if changed else 0
+        if args.command == "delete" or (args.command == "get" and args.filename):
+            verb = "delete" if args.command == "delete" else "get"
+            try:
+                result = client.request("POST", "/fleet-double/v1/" + verb, {"objects": _objects(args.filename)})
+            except APIError as exc:
+                sys.stderr.write("Error from server (%s): %s\n" % ("NotFound" if exc.status == 404 else exc.status,
+                                                                    exc))
+                return 1
+            for item in result["results"]:
+                if verb == "delete":
+                    print('%s "%s" deleted' % (item["kind"].lower(), item["name"]))
+                elif args.output == "json":
+                    print(json.dumps(item["manifest"], indent=2))
+                else:
+                    print("%s/%s" % (item["kind"].lower(), item["name"]))
+            return 0
+        if args.command == "get" and not args.resource:
+            sys.stderr.write("error: You must specify the type of resource to get\n")
+            return 1
         nodes = client.request("GET", "/api/v1/nodes")
         if args.output == "json":
             print(json.dumps(nodes, indent=2))

@@ -3,7 +3,8 @@
 Started by systemd from the unit and drop-in that the lab's packages ship (the same
 flags kubeadm's drop-in passes). Like the real kubelet it exits when its configuration
 file is missing (systemd restarts it until kubeadm has written it), runs the static
-pods it knows from ``staticPodPath`` (only ``kube-apiserver``, run as the API stand-in),
+pods it knows from ``staticPodPath`` (``kube-apiserver``, run as the API stand-in, and ``etcd``, run
+with the real etcd binary as the container runtime would run its image),
 registers its node with the client certificate in ``--kubeconfig`` and posts node status
 with the container runtime's health every ``nodeStatusUpdateFrequency``.
 """
@@ -22,6 +23,28 @@ from .client import APIError, Client
 
 
 POD_PID_DIR = "/run/fleet-kubelet-double/pods"
+RUNNABLE = ("kube-apiserver", "etcd")
+LOG_FILES = {"kube-apiserver": "/var/log/fleet-kube-apiserver-double.log", "etcd": "/var/log/fleet-etcd.log"}
+# where the lab's package puts Debian's etcd binary (the double's stand-in for the etcd image)
+PACKAGED_ETCD = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
+                             "images", "etcd", "usr", "bin", "etcd")
+
+
+def etcd_binary():
+    """The real etcd this kubelet runs: FLEET_DOUBLE_ETCD, the packaged image, or etcd on PATH."""
+    import shutil
+    for candidate in (os.environ.get("FLEET_DOUBLE_ETCD"), PACKAGED_ETCD, shutil.which("etcd")):
+        if candidate and os.access(candidate, os.X_OK):
+            return candidate
+    raise FileNotFoundError("no etcd binary: the lab's kubelet package ships one; elsewhere set FLEET_DOUBLE_ETCD")
+
+
+def _rooted_flag(root, arg):
+    """``--flag=/abs/path`` below ``root`` (URLs and plain values unchanged)."""
+    if root in ("", "/") or not arg.startswith("--") or "=" not in arg:
+        return arg
+    flag, value = arg.split("=", 1)
+    return "%s=%s" % (flag, _rooted(root, value)) if value.startswith("/") else arg
 
 
 def _rooted(root, path):
@@ -49,6 +72,7 @@ class Kubelet:
     def __init__(self, root, args, config):
         self.root, self.args, self.config = root, args, config
         self.children = {}
+        self.backoff = {}
         self.registered = False
         self.stop = False
 
@@ -63,28 +87,47 @@ class Kubelet:
                     pod = yaml.safe_load(handle) or {}
                 for container in (pod.get("spec") or {}).get("containers") or []:
                     command = container.get("command") or []
-                    if command and command[0] == "kube-apiserver":
+                    if command and command[0] in RUNNABLE:
                         wanted[name] = command
         for name, proc in list(self.children.items()):
             if name not in wanted or proc.poll() is not None:
                 if proc.poll() is None:
                     proc.terminate()
-                    proc.wait(10)
+                    try:
+                        proc.wait(30)
+                    except subprocess.TimeoutExpired:
+                        proc.kill()
+                        proc.wait(5)
+                else:  # it died: restart it with a growing back-off, as the kubelet does
+                    delay = min(2 * self.backoff.get(name, (0, 5))[1], 60)
+                    self.backoff[name] = (time.time() + delay, delay)
+                    sys.stderr.write("kubelet-double: static pod %s exited (%s), back-off %ds\n"
+                                     % (name, proc.returncode, delay))
                 del self.children[name]
                 self._forget_pid(name)
         for name, command in wanted.items():
-            if name not in self.children:
-                log_path = _rooted(self.root, "/var/log/fleet-kube-apiserver-double.log")
-                os.makedirs(os.path.dirname(log_path), exist_ok=True)
-                log = open(log_path, "ab")
-                self.children[name] = subprocess.Popen(
-                    [sys.executable, "-m", "fleetlab.kubeadm_double", "kube-apiserver", "--root", self.root]
-                    + command[1:], stdout=log, stderr=log)
-                # what the container runtime would list: kubeadm reset stops these
-                pid_file = self._pid_file(name)
-                os.makedirs(os.path.dirname(pid_file), exist_ok=True)
-                with open(pid_file, "w") as handle:
-                    handle.write("%d\n" % self.children[name].pid)
+            if name in self.children or time.time() < self.backoff.get(name, (0, 0))[0]:
+                continue
+            log_path = _rooted(self.root, LOG_FILES[command[0]])
+            os.makedirs(os.path.dirname(log_path), exist_ok=True)
+            with open(log_path, "ab") as log:
+                try:
+                    self.children[name] = subprocess.Popen(self._argv(command), stdout=log, stderr=log)
+                except OSError as exc:
+                    sys.stderr.write("kubelet-double: cannot start static pod %s: %s\n" % (name, exc))
+                    self.backoff[name] = (time.time() + 10, 10)
+                    continue
+            # what the container runtime would list: kubeadm reset stops these
+            pid_file = self._pid_file(name)
+            os.makedirs(os.path.dirname(pid_file), exist_ok=True)
+            with open(pid_file, "w") as handle:
+                handle.write("%d\n" % self.children[name].pid)
+
+    def _argv(self, command):
+        if command[0] == "kube-apiserver":
+            return [sys.executable, "-m", "fleetlab.kubeadm_double", "kube-apiserver", "--root", self.root] + command[1:]
+        # etcd is real: the image's binary is Debian's etcd, its paths below this root
+        return [etcd_binary()] + [_rooted_flag(self.root, arg) for arg in command[1:]]
 
     def _pid_file(self, name):
         return os.path.join(_rooted(self.root, POD_PID_DIR), name + ".pid")

@@ -8,14 +8,33 @@ systemd would (``Restart=always``, and a restart when kubeadm rewrites its flags
 
 import os
 import shlex
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 
 
 DOUBLE = [sys.executable, "-m", "fleetlab.kubeadm_double"]
+
+
+def etcd_tools():
+    """Directory with Debian's ``etcd`` and ``etcdctl``, unpacked once from the lab's package cache
+    (filled by ``fleetlab prepare``); the double's etcd pods and the tests run these."""
+    from .. import debcache
+    debs = debcache.fetch((debcache.ETCD_IMAGE, "etcd-client"), download=False)
+    target = os.path.join(tempfile.gettempdir(), "fleetlab-etcd-" + os.path.basename(debs[0])[:-4])
+    if not os.path.exists(os.path.join(target, "usr/bin/etcdctl")):
+        work = tempfile.mkdtemp(prefix="fleetlab-etcd-")
+        for deb in debs:
+            subprocess.run(["dpkg-deb", "-x", deb, work], check=True)
+        try:
+            os.rename(work, target)
+        except OSError:  # another process unpacked it first
+            shutil.rmtree(work, ignore_errors=True)
+    return os.path.join(target, "usr/bin")
 
 
 def free_port():
@@ -114,6 +133,7 @@ class NodeRoot:
         env.update({"FLEET_KUBEADM_KUBELET_START": "none", "FLEET_KUBEADM_NODE_NAME": self.name,
                     "FLEET_KUBEADM_DEFAULT_ADDRESS": self.address, "FLEET_DOUBLE_STATUS_PERIOD": "0.5",
                     "FLEET_KUBEADM_DISCOVERY_RETRY": "3"})
+        env.setdefault("FLEET_DOUBLE_ETCD", os.path.join(etcd_tools(), "etcd"))
         env.update(self.extra_env)
         return env
 

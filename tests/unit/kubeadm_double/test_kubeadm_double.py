@@ -1,12 +1,17 @@
 """The kubeadm test double must accept what kubeadm accepts and reject what kubeadm rejects."""
+import json
 import os
 import re
+import subprocess
 import time
 
 import pytest
 import yaml
 
-from fleetlab.kubeadm_double.testing import INIT_CONFIG, free_port
+from cryptography import x509
+
+from fleetlab.kubeadm_double.client import APIError
+from fleetlab.kubeadm_double.testing import INIT_CONFIG, etcd_tools, free_port
 
 from fleetlab.kubeadm_double import pki, schema
 
@@ -279,10 +284,10 @@ def test_control_plane_join_needs_the_right_certificate_key(cluster, make_node):
     cp, port, out = cluster
     token, ca_hash, key = _join_values(out)
     assert key
-    cp2 = make_node("cp2", address="127.0.0.1")
+    cp2 = make_node("cp2", address="127.0.0.2")  # its own etcd member needs its own address
     port2 = free_port()
     base = ["join", "127.0.0.1:%d" % port, "--token", token, "--discovery-token-ca-cert-hash", ca_hash,
-            "--control-plane", "--apiserver-bind-port", str(port2), "--apiserver-advertise-address", "127.0.0.1"]
+            "--control-plane", "--apiserver-bind-port", str(port2), "--apiserver-advertise-address", "127.0.0.2"]
     wrong = cp2.kubeadm(*(base + ["--certificate-key", "1" * 64]))
     assert wrong.returncode == 1 and "message authentication failed" in wrong.stderr
     cp2.start_kubelet()
@@ -320,3 +325,110 @@ def test_version_outputs(make_node):
     node = make_node("vv")
     assert node.kubeadm("version", "-o", "short", check=True).stdout.strip() == "v1.31.4"
     assert "TEST DOUBLE" in node.kubeadm("version", check=True).stdout
+
+
+# --- stacked etcd (real etcd), HA and certificates ------------------------------------------------
+
+def _etcdctl(node, address, *args):
+    pki_dir = os.path.join(node.path, "etc/kubernetes/pki")
+    return subprocess.run(
+        [os.path.join(etcd_tools(), "etcdctl"), "--endpoints", "https://%s:2379" % address,
+         "--cacert", pki_dir + "/etcd/ca.crt", "--cert", pki_dir + "/etcd/healthcheck-client.crt",
+         "--key", pki_dir + "/etcd/healthcheck-client.key", "-w", "json"] + list(args),
+        capture_output=True, text=True, timeout=30, env=dict(os.environ, ETCDCTL_API="3"))
+
+
+HA_CONFIG = INIT_CONFIG.replace("advertiseAddress: 127.0.0.1", "advertiseAddress: 127.0.0.11") \
+    .replace("controlPlaneEndpoint: 127.0.0.1:{port}", "controlPlaneEndpoint: 127.0.0.11:{port}") \
+    .replace("      value: 127.0.0.1", "      value: 0.0.0.0").replace("    - 127.0.0.1", "    - 127.0.0.11")
+
+
+def test_three_control_planes_share_one_real_etcd_cluster(make_node):
+    """init writes a stacked etcd member; joins add members through etcd's API; reset removes them."""
+    port = free_port()
+    cps = [make_node("cp%d" % i, address="127.0.0.1%d" % i) for i in (1, 2, 3)]
+    for cp in cps:
+        cp.start_kubelet()
+    init = _init(cps[0], port, ["--upload-certs"], config=HA_CONFIG.format(port=port, name="cp1"))
+    assert init.returncode == 0, init.stderr
+    with open(os.path.join(cps[0].path, "etc/kubernetes/manifests/etcd.yaml")) as handle:
+        command = yaml.safe_load(handle)["spec"]["containers"][0]["command"]
+    assert command[0] == "etcd" and "--initial-cluster=cp1=https://127.0.0.11:2380" in command
+    assert "--client-cert-auth=true" in command and "--peer-client-cert-auth=true" in command
+    token, ca_hash, key = _join_values(init.stdout)
+    for cp in cps[1:]:
+        proc = cp.kubeadm("join", "127.0.0.11:%d" % port, "--token", token, "--discovery-token-ca-cert-hash",
+                          ca_hash, "--control-plane", "--certificate-key", key, "--apiserver-bind-port",
+                          str(free_port()), "--apiserver-advertise-address", cp.address)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        assert "Announced new etcd member" in proc.stdout
+    with open(os.path.join(cps[2].path, "etc/kubernetes/manifests/etcd.yaml")) as handle:
+        command = yaml.safe_load(handle)["spec"]["containers"][0]["command"]
+    assert "--initial-cluster-state=existing" in command
+    members = json.loads(_etcdctl(cps[1], "127.0.0.12", "member", "list").stdout)["members"]
+    assert sorted(m["name"] for m in members) == ["cp1", "cp2", "cp3"]
+    health = _etcdctl(cps[2], "127.0.0.13", "endpoint", "health", "--cluster")
+    assert health.returncode == 0 and health.stdout.count('"health":true') == 3, health.stdout + health.stderr
+    # one cluster: each API server sees every node; the objects are keys in etcd
+    for cp in cps:
+        _wait_nodes(os.path.join(cp.path, "etc/kubernetes/admin.conf"), ["cp1", "cp2", "cp3"])
+    keys = _etcdctl(cps[0], "127.0.0.11", "get", "--prefix", "--keys-only", "/registry/")
+    assert "/registry/fleetlab-double/nodes/cp3" in keys.stdout or "L3JlZ2lzdHJ5" in keys.stdout
+    # reset removes the member; the cluster goes on with the other two
+    reset = cps[2].kubeadm("reset", "-f")
+    assert reset.returncode == 0 and "Removed the etcd member cp3" in reset.stdout, reset.stdout
+    members = json.loads(_etcdctl(cps[0], "127.0.0.11", "member", "list").stdout)["members"]
+    assert sorted(m["name"] for m in members) == ["cp1", "cp2"]
+    _wait_nodes(os.path.join(cps[1].path, "etc/kubernetes/admin.conf"), ["cp1", "cp2"])
+
+
+def test_api_server_without_etcd_quorum_is_unhealthy(make_node):
+    cp = make_node("cp1")
+    port = free_port()
+    cp.start_kubelet()
+    assert _init(cp, port).returncode == 0
+    from fleetlab.kubeadm_double.client import Client
+    ca = open(os.path.join(cp.path, "etc/kubernetes/pki/ca.crt"), "rb").read()
+    assert Client("https://127.0.0.1:%d" % port, ca).request("GET", "/healthz") == "ok"
+    # etcd's manifest gone: the kubelet stops the member and the API server reports it
+    os.rename(os.path.join(cp.path, "etc/kubernetes/manifests/etcd.yaml"), os.path.join(cp.path, "etcd.yaml"))
+    deadline = time.time() + 20
+    while True:
+        try:
+            Client("https://127.0.0.1:%d" % port, ca, timeout=8).request("GET", "/healthz")
+        except APIError as exc:
+            assert exc.status == 500 and "etcd failed" in str(exc)
+            break
+        assert time.time() < deadline, "the API server stayed healthy without etcd"
+        time.sleep(0.5)
+
+
+def test_certs_check_expiration_and_renew(cluster):
+    cp, port, _out = cluster
+    proc = cp.kubeadm("certs", "check-expiration", "-o", "json", check=True)
+    before = {c["name"]: c for c in json.loads(proc.stdout)["certificates"]}
+    assert set(before) >= {"admin.conf", "apiserver", "etcd-server", "etcd-peer", "front-proxy-client"}
+    assert all(not c["missing"] and 364 * 86400e9 < c["residualTime"] <= 365 * 86400e9 for c in before.values())
+    table = cp.kubeadm("certs", "check-expiration", check=True).stdout
+    assert "CERTIFICATE AUTHORITY" in table and re.search(r"^apiserver\s+\w{3} \d\d, \d{4}", table, re.M)
+    assert cp.kubeadm("certs", "renew", "apiserverr").returncode == 1
+    old = open(os.path.join(cp.path, "etc/kubernetes/pki/apiserver.crt"), "rb").read()
+    time.sleep(1.1)
+    renew = cp.kubeadm("certs", "renew", "all", check=True)
+    assert "certificate for apiserver renewed" in renew.stdout and "You must restart" in renew.stdout
+    new = pki.load_cert(open(os.path.join(cp.path, "etc/kubernetes/pki/apiserver.crt"), "rb").read())
+    assert new.not_valid_after > pki.load_cert(old).not_valid_after
+    assert new.extensions.get_extension_for_class(x509.SubjectAlternativeName).value == \
+        pki.load_cert(old).extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    after = {c["name"]: c for c in json.loads(cp.kubeadm("certs", "check-expiration", "-o", "json",
+                                                         check=True).stdout)["certificates"]}
+    assert all(after[n]["expirationDate"] >= before[n]["expirationDate"] for n in before)
+    # the renewed admin.conf still authenticates
+    _wait_nodes(os.path.join(cp.path, "etc/kubernetes/admin.conf"), ["cp1"])
+
+
+def test_certs_commands_refuse_a_node_without_certificates(make_node):
+    node = make_node("w9")
+    assert node.kubeadm("certs", "check-expiration").returncode == 1
+    proc = node.kubeadm("certs", "renew", "all")
+    assert proc.returncode == 1 and "none of them" in proc.stderr
