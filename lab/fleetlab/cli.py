@@ -1,5 +1,6 @@
 """``fleetlab`` command: serve (foreground), up / down / status / env (background daemon),
-prepare / prune-images (the libvirt driver's downloads and image cache)."""
+fault (inject or clear a machine fault in the running lab), prepare / prune-images (the libvirt
+driver's downloads and image cache)."""
 
 import argparse
 import json
@@ -73,6 +74,14 @@ def build_parser():
     p.add_argument("--state", default=DEFAULT_STATE)
     p.add_argument("--limit", type=int, default=50, help="machines to list (0 = all)")
     p.add_argument("--json", action="store_true", help="machine readable")
+    from .drivers.base import FAULT_KINDS
+    p = sub.add_parser("fault", help="inject a fault into a machine of the running lab, or clear it")
+    p.add_argument("machine", metavar="MACHINE", help="id (or its tail as status shows it), MAC, lease name "
+                                                      "or hostname")
+    p.add_argument("kind", metavar="FAULT", choices=FAULT_KINDS + ("clear",),
+                   help="power-off: power the machine off and keep it off; clear: remove its fault "
+                        "(power it on again)")
+    p.add_argument("--state", default=DEFAULT_STATE)
     p = sub.add_parser("report", help="the pool's machines and their recent events as an HTML page (and JSON)")
     p.add_argument("--state", default=DEFAULT_STATE)
     p.add_argument("--out", default=None, help="page to write (default: STATE/report.html)")
@@ -82,6 +91,11 @@ def build_parser():
     p = sub.add_parser("prepare", help="download and build what the libvirt lab needs, once (set-up time)")
     p.add_argument("--cache", default=None, help="cache (default: $FLEETLAB_CACHE or /var/cache/fleetlab)")
     p.add_argument("--no-image", action="store_true", help="only the Debian packages, not the VM image")
+    p = sub.add_parser("packages", help="copy a group of Debian packages `prepare` cached (e.g. vip: keepalived, "
+                                        "haproxy and what the lab image lacks for them) into a directory")
+    p.add_argument("group", choices=["vip"])
+    p.add_argument("--out", required=True, help="artifacts directory to fill")
+    p.add_argument("--cache", default=None, help="cache (default: $FLEETLAB_CACHE or /var/cache/fleetlab)")
     p = sub.add_parser("prune-images",
                        help="remove cached VM images of old recipes (the current one always stays)")
     p.add_argument("--cache", default=None, help="image cache (default: $FLEETLAB_CACHE or /var/cache/fleetlab)")
@@ -269,10 +283,47 @@ def _teardown_vms(state):
             print("fleetlab: VM lab torn down (state %s)" % state)
 
 
+def cmd_fault(args):
+    """Faults are made by the running lab (the process that owns the driver and its machines),
+    through its control socket ``STATE/control.sock``; see :class:`fleetlab.server._Control`."""
+    from .server import CONTROL_SOCKET
+
+    state = os.path.abspath(args.state)
+    up, _ = is_up(state)
+    if not up:
+        sys.stderr.write("fleetlab is not running (state %s)\n" % state)
+        return 1
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+            sock.settimeout(120)
+            sock.connect(os.path.join(state, CONTROL_SOCKET))
+            sock.sendall((json.dumps({"machine": args.machine, "fault": args.kind}) + "\n").encode())
+            answer = json.loads(sock.makefile("rb").readline() or b"null")
+    except (OSError, ValueError) as exc:
+        sys.stderr.write("fleetlab: cannot reach the lab's control socket in %s: %s\n" % (state, exc))
+        return 1
+    if not isinstance(answer, dict) or answer.get("error"):
+        sys.stderr.write("fleetlab: %s\n" % (answer.get("error") if isinstance(answer, dict) else answer))
+        return 1
+    m = answer["machine"]
+    if args.kind == "clear":
+        if answer.get("cleared"):
+            print("fleetlab: %s (%s): fault %s cleared, power %s"
+                  % (m["mac"], m["id"], answer["cleared"]["kind"], m["power"]))
+        else:
+            print("fleetlab: %s (%s) has no fault" % (m["mac"], m["id"]))
+    else:
+        print("fleetlab: %s (%s): fault %s, power %s until `fleetlab fault %s clear`"
+              % (m["mac"], m["id"], args.kind, m["power"], m["mac"]))
+    return 0
+
+
 def cmd_status(args):
     from . import store as P
+    from .drivers.base import read_faults
     state = os.path.abspath(args.state)
     up, info = is_up(state)
+    faults = read_faults(state)
     db = os.path.join(state, "pool.sqlite")
     rows, counts = [], {}
     if os.path.exists(db):
@@ -286,8 +337,10 @@ def cmd_status(args):
     if args.json:
         print(json.dumps({"up": up, "info": {k: v for k, v in (info or {}).items() if k != "hmac_keys"},
                           "driver": health or None, "states": counts,
-                          "machines": [{k: m[k] for k in ("id", "mac", "vendor", "size", "partition", "rack",
-                                                          "state", "lease_name", "hostname", "address", "last_seen")}
+                          "machines": [dict({k: m[k] for k in ("id", "mac", "vendor", "size", "partition", "rack",
+                                                               "state", "lease_name", "hostname", "address",
+                                                               "last_seen", "power")},
+                                            fault=faults.get(m["id"]))
                                        for m in rows]}, indent=2))
         return 0 if up and not failed else 1
     if up:
@@ -303,16 +356,21 @@ def cmd_status(args):
         print("fleetlab is DOWN (state %s)" % state)
     if counts:
         total = sum(counts.values())
-        print("  %d machines: %s" % (total, ", ".join("%s %d" % (s, counts.get(s, 0)) for s in P.STATES)))
+        print("  %d machines: %s%s" % (total, ", ".join("%s %d" % (s, counts.get(s, 0)) for s in P.STATES),
+                                       "; %d with a fault" % len(faults) if faults else ""))
         print()
         header = ("MAC", "ID", "VENDOR", "SIZE", "RACK", "STATE", "SINCE", "LEASE", "HOSTNAME", "ADDRESS")
+        if faults:
+            header += ("FAULT",)  # only while a fault is active
         table = [header]
         now = time.time()
         ids = _short_ids(m["id"] for m in rows)
         for m in rows:
-            table.append((m["mac"], ids[str(m["id"])], (m["vendor"] or "-")[:18], m["size"], m["rack"], m["state"],
-                          _ago(now - m["state_since"]), m["lease_name"] or "-", m["hostname"] or "-",
-                          m["address"] or "-"))
+            row = (m["mac"], ids[str(m["id"])], (m["vendor"] or "-")[:18], m["size"], m["rack"], m["state"],
+                   _ago(now - m["state_since"]), m["lease_name"] or "-", m["hostname"] or "-", m["address"] or "-")
+            if faults:
+                row += ((faults.get(m["id"]) or {}).get("kind") or "-",)
+            table.append(row)
         widths = [max(len(str(r[i])) for r in table) for i in range(len(header))]
         for r in table:
             print("  ".join(str(c).ljust(widths[i]) for i, c in enumerate(r)).rstrip())
@@ -377,10 +435,28 @@ def cmd_prepare(args):
     from . import debcache
     from .vm import images
     cache = args.cache or images.DEFAULT_CACHE
-    for path in debcache.fetch(cache_dir=cache):
+    for path in debcache.fetch(tuple(debcache.DOUBLE_DEPENDENCIES) + (debcache.ETCD_IMAGE,), cache_dir=cache):
         print("cached %s" % path)
     if not args.no_image:
         print("image %s" % images.build_os(cache, log=lambda msg: print(msg, flush=True)))
+        # what the image lacks for the keepalived VIP method, resolved against the image's packages
+        status = os.path.join(images.build_rootfs(cache, log=lambda msg: print(msg, flush=True)), "var/lib/dpkg/status")
+        for path in debcache.fetch_group("vip", debcache.VIP_PACKAGES, status, cache_dir=cache):
+            print("cached %s" % path)
+    return 0
+
+
+def cmd_packages(args):
+    """Copy a group of cached Debian packages into an artifacts directory (nothing is downloaded)."""
+    from . import debcache
+    from .vm import images
+    cache = args.cache or images.DEFAULT_CACHE
+    try:
+        for path in debcache.copy_to(args.out, debcache.group(args.group, cache), cache_dir=cache):
+            print(path)
+    except debcache.MissingDebs as exc:
+        sys.stderr.write("fleetlab packages: %s\n" % exc)
+        return 1
     return 0
 
 
@@ -402,7 +478,8 @@ def main(argv=None):
     # `fleetlab status | head` closing the pipe is not an error
     signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     return {"up": cmd_up, "down": cmd_down, "status": cmd_status, "env": cmd_env, "report": cmd_report,
-            "prepare": cmd_prepare, "prune-images": cmd_prune_images}[args.command](args)
+            "fault": cmd_fault, "prepare": cmd_prepare, "packages": cmd_packages,
+            "prune-images": cmd_prune_images}[args.command](args)
 
 
 if __name__ == "__main__":

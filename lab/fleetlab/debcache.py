@@ -12,8 +12,15 @@ import subprocess
 
 from .vm.images import DEFAULT_CACHE
 
-# what the test double's packages depend on (python3 itself is in the lab image)
-DOUBLE_DEPENDENCIES = ("python3-yaml", "libyaml-0-2", "python3-cryptography", "python3-cffi-backend")
+# what the test double's packages depend on (python3 itself is in the lab image), and etcdctl,
+# which the control-plane playbooks (etcd-backup.yml, etcd-restore.yml) run on the nodes
+DOUBLE_DEPENDENCIES = ("python3-yaml", "libyaml-0-2", "python3-cryptography", "python3-cffi-backend",
+                       "etcd-client")
+# never installed on a machine: its etcd binary is what the kubelet double runs for kubeadm's etcd image
+ETCD_IMAGE = "etcd-server"
+# the keepalived VIP method (control_plane_vip role): keepalived, haproxy, curl for the health check;
+# with the dependencies the lab's image lacks (resolved by apt against the image's package list)
+VIP_PACKAGES = ("keepalived", "haproxy", "curl")
 
 
 class MissingDebs(RuntimeError):
@@ -42,6 +49,40 @@ def fetch(names=DOUBLE_DEPENDENCIES, cache_dir=DEFAULT_CACHE, download=True):
         if proc.returncode != 0:
             raise RuntimeError("apt-get download %s failed: %s" % (" ".join(missing), proc.stderr[-2000:]))
     return [_cached(cache, n)[-1] for n in names]
+
+
+def resolve(names, status_file):
+    """The packages apt would install for ``names`` on a system whose dpkg status is ``status_file``
+    (the lab image's): the named ones and the dependencies that system lacks."""
+    proc = subprocess.run(["apt-get", "install", "--simulate", "--no-install-recommends",
+                           "-o", "Dir::State::status=" + status_file] + list(names),
+                          capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise RuntimeError("apt-get cannot resolve %s: %s" % (" ".join(names), proc.stderr[-2000:]))
+    return [line.split()[1] for line in proc.stdout.splitlines() if line.startswith("Inst ")]
+
+
+def fetch_group(group, names, status_file, cache_dir=DEFAULT_CACHE):
+    """Resolve ``names`` against ``status_file``, cache the packages, remember the list as ``group``."""
+    resolved = resolve(names, status_file)
+    paths = fetch(resolved, cache_dir)
+    with open(_group_file(cache_dir, group), "w") as handle:
+        handle.write("\n".join(resolved) + "\n")
+    return paths
+
+
+def _group_file(cache_dir, group):
+    return os.path.join(cache_dir, "debs", group + ".list")
+
+
+def group(group_name, cache_dir=DEFAULT_CACHE):
+    """The package names ``fetch_group`` cached for ``group_name``."""
+    try:
+        with open(_group_file(cache_dir, group_name)) as handle:
+            return [line.strip() for line in handle if line.strip()]
+    except FileNotFoundError:
+        raise MissingDebs("no %s packages in %s (run scripts/setup.sh or `fleetlab prepare` first)"
+                          % (group_name, os.path.join(cache_dir, "debs")))
 
 
 def copy_to(out_dir, names=DOUBLE_DEPENDENCIES, cache_dir=DEFAULT_CACHE, download=False):

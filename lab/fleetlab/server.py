@@ -8,6 +8,8 @@ Files in the state directory:
 * ``lab.json`` -- pid, URLs, ports and the three HMAC keys (mode 0600);
 * ``secrets.json`` -- the HMAC keys kept across restarts (mode 0600);
 * ``driver.json`` -- the driver's health: ``starting``, ``ready`` or ``failed`` with the cause;
+* ``control.sock`` -- the control socket of ``fleetlab fault`` (mode 0600, see :class:`_Control`);
+* ``faults.json`` -- the active faults (written by the driver);
 * ``fleetlab.log`` -- the server log; ``fleetlab.pid``.
 
 The client files are written only after both faces accept connections, and removed
@@ -22,6 +24,7 @@ import os
 import secrets
 import signal
 import socket
+import socketserver
 import ssl
 import threading
 import time
@@ -32,10 +35,12 @@ from werkzeug.serving import ThreadedWSGIServer, WSGIRequestHandler
 from . import store as P
 from .certs import ensure_cert
 from .drivers import load_driver
+from .drivers.base import FAULT_KINDS, read_faults
 from .faces.metal import AUTH_TYPES, MetalFace
 from .faces.plunder import PlunderFace
 
 CLIENT_FILES = ("plunderclient.yaml", "metal.env", "lab.json")
+CONTROL_SOCKET = "control.sock"
 TOKENS_ENV = "FLEETLAB_METAL_TOKENS"  # ROLE=TOKEN[,ROLE=TOKEN...]
 
 
@@ -100,6 +105,48 @@ class _Server(ThreadedWSGIServer):
                 self.pool.close()
 
 
+class _ControlHandler(socketserver.StreamRequestHandler):
+    timeout = 30  # seconds a client may take to send its request
+
+    def handle(self):
+        try:
+            request = json.loads(self.rfile.readline(65536) or b"null")
+            answer = self.server.lab.control(request)
+        except (ValueError, P.PoolError) as exc:
+            answer = {"error": getattr(exc, "message", None) or str(exc)}
+        except Exception as exc:  # a bug of the lab: answer it, keep serving
+            log.exception("control socket")
+            answer = {"error": "lab error: %s" % exc}
+        self.wfile.write((json.dumps(answer) + "\n").encode())
+
+    def finish(self):
+        try:
+            super().finish()
+        finally:
+            self.server.lab.pool.close()
+
+
+class _Control(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
+    """The lab's control channel: ``STATE/control.sock``, a Unix socket only the lab's owner may
+    connect to (mode 0600: the file system is the authentication, no key travels). One JSON request
+    per connection, one JSON answer (:meth:`Lab.control`). It reaches the process that owns the
+    driver, so ``fleetlab fault`` changes machines exactly as the driver's own calls do, and it is
+    not part of either API face."""
+
+    daemon_threads = True
+
+    def __init__(self, path, lab):
+        self.lab = lab
+        if len(path.encode()) >= 108:
+            raise OSError("the state directory's path is too long for a Unix socket: %s" % path)
+        try:
+            os.remove(path)  # left by a lab that was killed (the state dir lock says none runs)
+        except FileNotFoundError:
+            pass
+        super().__init__(path, _ControlHandler)
+        os.chmod(path, 0o600)
+
+
 def _guarded(app, driver, refuse):
     """``app`` answering every request with ``refuse(cause)`` -> (status, body) once ``driver``
     has failed: a lease or provision against machines that cannot run fails at once, with the cause."""
@@ -160,6 +207,31 @@ class Lab:
         self.plunder = PlunderFace(self)
         self.metal = MetalFace(self, base_path=opts.metal_base_path, hmac_keys=self.keys, tokens=tokens)
         self.servers = []
+        self.control_server = None
+
+    def control(self, request):
+        """A control request: ``{"machine": NAME, "fault": KIND or "clear"}`` (NAME as
+        :meth:`fleetlab.store.Pool.lookup` takes it). Answers ``{"machine": {...}, "fault": the
+        active fault or None, "cleared": the cleared fault or None}`` or ``{"error": ...}``."""
+        if not isinstance(request, dict):
+            return {"error": "bad request"}
+        name = str(request.get("machine") or "")
+        kind = request.get("fault")
+        if kind != "clear" and kind not in FAULT_KINDS:
+            return {"error": "unknown fault %r (known: %s)" % (kind, ", ".join(FAULT_KINDS))}
+        found = self.pool.lookup(name)
+        if not found:
+            return {"error": "no machine %r in the pool (give its id, MAC, lease name or hostname)" % name}
+        if len(found) > 1:
+            return {"error": "%r names %d machines (%s): give its id or MAC"
+                             % (name, len(found), ", ".join(m["mac"] for m in found[:6]))}
+        cleared = None
+        if kind == "clear":
+            m, cleared = self.driver.clear_fault(found[0]["id"])
+        else:
+            m, _ = self.driver.inject_fault(found[0]["id"], kind)
+        return {"machine": {k: m[k] for k in ("id", "mac", "state", "power", "lease_name", "hostname")},
+                "fault": self.driver.fault_of(m), "cleared": cleared}
 
     def _hmac_keys(self):
         path = os.path.join(self.state_dir, "secrets.json")
@@ -183,6 +255,10 @@ class Lab:
             except FileNotFoundError:
                 pass
         self.driver.start(self.pool)
+        for mid in read_faults(self.state_dir):
+            m = self.pool.get(mid)
+            if m is not None and m["power"] != "off" and self.driver.held_off(m):
+                self.driver.switch_power(mid, "off")  # recorded, but the lab stopped before it was off
         bind = self.opts.bind
         ssl_ctx = None
         cert_pem = b""
@@ -212,6 +288,13 @@ class Lab:
         self.plunder_url = "%s://%s:%d" % (scheme, host, self.plunder_port)
         base = "/" + self.opts.metal_base_path.strip("/") if self.opts.metal_base_path.strip("/") else ""
         self.metal_url = "http://%s:%d%s" % (host, self.metal_port, base)
+        try:
+            self.control_server = _Control(os.path.join(self.state_dir, CONTROL_SOCKET), self)
+        except OSError as exc:
+            log.warning("no control socket, `fleetlab fault` cannot reach this lab: %s", exc)
+        else:
+            threading.Thread(target=self.control_server.serve_forever, kwargs={"poll_interval": 0.2},
+                             name="control", daemon=True).start()
         # both faces listen: now the client files
         auth_role = self.opts.metal_env_role
         # the address clients dial (and verify against the certificate's SANs)
@@ -235,9 +318,14 @@ class Lab:
         log.info("plunder face %s, metal face %s, state %s", self.plunder_url, self.metal_url, self.state_dir)
 
     def stop(self):
-        for srv in self.servers:
+        for srv in self.servers + ([self.control_server] if self.control_server else []):
             srv.shutdown()
             srv.server_close()
+        if self.control_server is not None:
+            try:
+                os.remove(os.path.join(self.state_dir, CONTROL_SOCKET))
+            except FileNotFoundError:
+                pass
         self.driver.stop()
         try:
             os.remove(os.path.join(self.state_dir, "fleetlab.pid"))

@@ -297,6 +297,28 @@ class Pool:
             row = conn.execute("SELECT * FROM machines WHERE mac=?", (ident.lower(),)).fetchone()
         return _row(row)
 
+    def lookup(self, name):
+        """The machines ``name`` names, as ``fleetlab status`` shows them: id, MAC, the tail of an id
+        (8 characters or more, with or without the leading "…"), lease name, hostname, or the VM
+        name (label ``fleetlab.io/vm``). Exact ids and MACs win; otherwise every match is returned."""
+        name = (name or "").strip()
+        if not name:
+            return []
+        m = self.get(name)
+        if m is None:
+            try:
+                m = self.get(normalize_mac(name))
+            except PoolError:
+                pass
+        if m is not None:
+            return [m]
+        tail = name.lstrip("\u2026.")
+        rows = self.query(
+            "SELECT * FROM machines WHERE lease_name=? OR hostname=? OR json_extract(labels, '$.\"fleetlab.io/vm\"')=?"
+            " OR (length(?) >= 8 AND substr(id, -length(?)) = ?) ORDER BY created, mac",
+            (name, name, name, tail, tail, tail))
+        return [_row(r) for r in rows]
+
     def by_address(self, address, conn=None):
         conn = conn or self._conn()
         rows = conn.execute("SELECT * FROM machines WHERE address=? AND lease_name IS NOT NULL ORDER BY leased_at",

@@ -78,6 +78,21 @@ def _vm_leftovers(state_dir):
     return left
 
 
+def _domain_active(lab, state_dir, name):
+    """Whether the lab's own libvirtd runs domain ``name`` (its socket seen through the lab
+    process's mount namespace: the lab may run in a private one)."""
+    import libvirt
+
+    with open(os.path.join(state_dir, "vmlab.json")) as f:
+        root = json.load(f)["libvirt_root"]
+    sock = "/proc/%d/root%s" % (lab.info["pid"], os.path.join(root, "run", "libvirt-sock"))
+    conn = libvirt.open("qemu:///system?socket=" + sock)
+    try:
+        return bool(conn.lookupByName(name).isActive())
+    finally:
+        conn.close()
+
+
 def _wait_running(lab, timeout=1800):
     """Until the lab's VMs exist (another VM lab on this host may hold it back: they run one at a
     time); fails at once with the driver's error when its set-up failed."""
@@ -214,6 +229,31 @@ def test_two_vms_loop_lease_install_ssh_wipe(os_image, vm_host, tmp_path):
         # the disks really are blank: the VMs get the loop script again, not the disk
         since = [json.loads(line) for line in open(os.path.join(state, "vm", "hits.jsonl"))]
         assert {h["mac"] for h in since if h["t"] > t_wipe and h["answer"] == "loop"} >= set(macs)
+
+        # 7. `fleetlab fault` powers a VM off (its domain destroyed in the lab's libvirtd) and keeps it
+        #    off; clearing the fault starts it again and it network-boots into the loop
+        def fleetlab(*args):
+            out = subprocess.run([os.sys.executable, "-m", "fleetlab"] + list(args) + ["--state", state],
+                                 capture_output=True, text=True, timeout=120)
+            assert out.returncode == 0, (out.stdout, out.stderr)
+            return out.stdout
+
+        with open(os.path.join(state, "vm", "ssh.json")) as f:
+            domain = json.load(f)["machines"][mac_m]["name"]
+        assert _domain_active(lab, state, domain)
+        fleetlab("fault", mac_m, "power-off")
+        assert not _domain_active(lab, state, domain)
+        time.sleep(5)
+        assert not _domain_active(lab, state, domain)
+        row = [m for m in json.loads(fleetlab("status", "--json"))["machines"] if m["mac"] == mac_m][0]
+        assert row["power"] == "off" and row["fault"]["kind"] == "power-off"
+        assert metal.ok("GET", "/v1/machine/%s/ipmi" % by_mac[mac_m]["id"])["ipmi"]["powerstate"] == "OFF"
+        t_clear = time.time()
+        assert "cleared" in fleetlab("fault", mac_m, "clear")
+        assert _domain_active(lab, state, domain)
+        _wait(lambda: any(h["mac"] == mac_m and h["t"] > t_clear and h["answer"] == "loop"
+                          for h in map(json.loads, open(os.path.join(state, "vm", "hits.jsonl")))),
+              180, step=1, what="the VM back in the loop after the fault")
 
         with open(os.path.join(state, "vm", "timings.json")) as f:
             timings = json.load(f)

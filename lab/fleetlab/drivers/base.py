@@ -40,10 +40,18 @@ Drivers that do not see loop sightings for machines (the sim) set ``virtual_loop
 bring-up is ready once :meth:`Driver.start` returns. While the driver has failed, the faces
 answer every request with HTTP 503 and the cause: nothing can be leased from machines that
 cannot run.
+
+**Faults.** :meth:`Driver.inject_fault` / :meth:`Driver.clear_fault` (``fleetlab fault``, through the
+lab's control socket): a ``power-off`` fault powers the machine off as a power loss would (no
+event: nothing planned it) and holds it off -- neither the lab nor a metal ``power on`` switches
+it on again -- until it is cleared. Active faults are kept in ``<state>/faults.json``
+(:func:`read_faults`), so they outlast a restart of the lab.
 """
 import json
+import logging
 import os
 import re
+import threading
 import time
 
 _SUDO_RE = re.compile(r"^sudo\s+(-n\s+)?(-u\s+\S+\s+)?")
@@ -75,6 +83,22 @@ def host_guard(command):
 
 HEALTH_FILE = "driver.json"
 STARTING, READY, FAILED = "starting", "ready", "failed"
+FAULTS_FILE = "faults.json"
+#: the faults ``fleetlab fault`` injects
+FAULT_KINDS = ("power-off",)
+POWER_ON_ACTIONS = ("on", "reset", "cycle")
+
+log = logging.getLogger("fleetlab")
+
+
+def read_faults(state_dir):
+    """The active faults of the lab in ``state_dir``: ``{machine id: {"kind", "mac", "since"}}``."""
+    try:
+        with open(os.path.join(state_dir, FAULTS_FILE), encoding="utf-8") as fh:
+            data = json.load(fh)
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
 
 
 def read_health(state_dir):
@@ -100,6 +124,8 @@ class Driver:
         self.pool = None
         self.state_dir = os.path.abspath(self.options.get("state_dir") or ".lab")
         self._health = {"phase": STARTING, "error": None}
+        self._faults = read_faults(self.state_dir)
+        self._faults_lock = threading.Lock()
 
     # health of the driver itself
     def set_health(self, phase, error=None, **extra):
@@ -150,6 +176,69 @@ class Driver:
 
     def power(self, machine, action):
         """``action`` in on, off, reset, cycle, bios, disk, pxe."""
+
+    # power as the machine's BMC switches it, and faults
+    def switch_power(self, ident, action):
+        """Switch a machine's power (metal ``power`` and faults): the pool's ``power`` column, then
+        :meth:`power`. A machine held off by a fault stays off. Returns the machine."""
+        m = self.pool.get(ident)
+        if action in POWER_ON_ACTIONS and self.held_off(m):
+            log.info("power %s of %s refused: held off by a power-off fault", action, m["mac"])
+            return m
+        if action == "off":
+            self.pool.set_columns(m["id"], power="off", last_seen=time.time())
+        elif action in POWER_ON_ACTIONS:
+            self.pool.set_columns(m["id"], power="on")
+        m = self.pool.get(m["id"])
+        self.power(m, action)
+        return m
+
+    def fault_of(self, machine):
+        """The active fault of ``machine`` (a pool row) or None."""
+        with self._faults_lock:
+            fault = self._faults.get(machine["id"]) if machine else None
+            return dict(fault) if fault else None
+
+    def held_off(self, machine):
+        """True while a power-off fault holds ``machine`` off."""
+        return (self.fault_of(machine) or {}).get("kind") == "power-off"
+
+    def _save_faults(self):
+        path = os.path.join(self.state_dir, FAULTS_FILE)
+        tmp = path + ".tmp%d" % os.getpid()
+        with open(tmp, "w", encoding="utf-8") as fh:
+            json.dump(self._faults, fh, indent=1, sort_keys=True)
+        os.replace(tmp, path)
+
+    def inject_fault(self, ident, kind):
+        """Record fault ``kind`` on a machine and make it so. Returns (machine, fault)."""
+        if kind not in FAULT_KINDS:
+            raise ValueError("unknown fault %r (known: %s)" % (kind, ", ".join(FAULT_KINDS)))
+        m = self.pool.get(ident)
+        with self._faults_lock:
+            fault = self._faults.get(m["id"])
+            if fault is None or fault.get("kind") != kind:
+                fault = {"kind": kind, "mac": m["mac"], "since": time.time()}
+                self._faults[m["id"]] = fault
+                self._save_faults()
+        log.info("fault %s injected on %s (%s)", kind, m["mac"], m["id"])
+        # recorded first: from now on nothing powers it on
+        m = self.switch_power(m["id"], "off")
+        return m, dict(fault)
+
+    def clear_fault(self, ident):
+        """Remove a machine's fault and undo it (power on). Returns (machine, the cleared fault or None)."""
+        m = self.pool.get(ident)
+        with self._faults_lock:
+            fault = self._faults.pop(m["id"], None)
+            if fault is not None:
+                self._save_faults()
+        if fault is None:
+            return m, None
+        log.info("fault %s cleared on %s (%s)", fault.get("kind"), m["mac"], m["id"])
+        if fault.get("kind") == "power-off":
+            m = self.switch_power(m["id"], "on")
+        return m, fault
 
     def reachable(self, machine):
         """True when the machine's installed OS answers (SSH)."""

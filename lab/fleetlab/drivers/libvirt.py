@@ -37,7 +37,7 @@ import time
 import uuid
 
 from .. import store as P
-from .base import DD_WIPE_RE, FAILED, READY, STARTING, SYSRQ_RE, Driver, strip_sudo
+from .base import DD_WIPE_RE, FAILED, POWER_ON_ACTIONS, READY, STARTING, SYSRQ_RE, Driver, strip_sudo
 
 log = logging.getLogger("fleetlab.libvirt")
 
@@ -120,6 +120,9 @@ class LibvirtDriver(Driver):
             self.vm.setup()
             machines = self.pool.machines()[:self.max_vms]
             created = self._create_vms(machines)
+            for m in machines:
+                if self.held_off(m):
+                    self.vm.power(m["mac"], "off")  # a power-off fault outlasts a restart
             for m, vmm in zip(machines, created):
                 labels = dict(m["labels"])
                 labels.update({"fleetlab.io/ssh-host": "127.0.0.1",
@@ -168,7 +171,7 @@ class LibvirtDriver(Driver):
         for m in machines:
             if self._stop.is_set():
                 raise RuntimeError("stopped while creating VMs")
-            out.append(self.vm.add_machine(m["mac"]))
+            out.append(self.vm.add_machine(m["mac"], start=not self.held_off(m)))
         return out
 
     def _monitor(self):
@@ -296,7 +299,8 @@ class LibvirtDriver(Driver):
             self._reinstall.add(machine["mac"])
         if self.vm is not None and self.vm.machine(machine["mac"]) is not None:
             self._prepare(machine)
-            self.vm.power(machine["mac"], "reset")
+            if not self.held_off(machine):
+                self.vm.power(machine["mac"], "reset")
 
     def wipe(self, machine):
         self.pool.record_event(machine["id"], "wiping")
@@ -314,10 +318,12 @@ class LibvirtDriver(Driver):
                 log.info("libvirt: %s wiped over SSH, rebooting", mac)
                 return
             log.warning("libvirt: wipe over SSH failed (%s %s), wiping out of band", code, err.strip())
-        self.vm.blank_disk(mac)
+        self.vm.blank_disk(mac, start=not self.held_off(self.pool.get(mac)))
 
     def power(self, machine, action):
         if self.vm is None or self.vm.machine(machine["mac"]) is None:
+            return
+        if action in POWER_ON_ACTIONS and self.held_off(machine):
             return
         if action in ("on", "off", "reset", "cycle"):
             self.vm.power(machine["mac"], action)

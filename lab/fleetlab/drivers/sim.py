@@ -102,8 +102,8 @@ class SimDriver(Driver):
 
     def _step(self, mid, step):
         m = self.pool.get(mid)
-        if m is None:
-            return
+        if m is None or m["power"] != "on":
+            return  # a machine without power does nothing; power on starts it again
         if step == "pxe":
             with self._lock:
                 self._rebooting.pop(mid, None)
@@ -150,11 +150,15 @@ class SimDriver(Driver):
     def power(self, machine, action):
         mid = machine["id"]
         if action in ("reset", "cycle", "on"):
-            if machine["disk_state"] == "os" and machine["state"] == P.PROVISIONED:
+            reinstall = (machine["lease"] or {}).get("reinstall")
+            if machine["disk_state"] == "os" and machine["state"] == P.PROVISIONED and not reinstall:
                 with self._lock:
                     self._rebooting[mid] = time.time() + self.pxe_delay * 2
                 self._schedule(mid, "os-up", self.pxe_delay * 2)
             elif machine["state"] in (P.UNLEASED, P.WIPING):
+                self._schedule(mid, "pxe", self.pxe_delay)
+            elif machine["due_at"] is None and (machine["state"] in (P.LEASED, P.INSTALLING) or reinstall):
+                # it stopped while off (its steps were dropped): it PXE-boots again
                 self._schedule(mid, "pxe", self.pxe_delay)
 
     def reachable(self, machine):

@@ -250,8 +250,9 @@ class VMLab:
     def is_on(self, mac):
         return bool(self.domain(mac).isActive())
 
-    def blank_disk(self, mac):
-        """Out-of-band wipe (like a BMC + disk eraser): power off, fresh empty disk, power on."""
+    def blank_disk(self, mac, start=True):
+        """Out-of-band wipe (like a BMC + disk eraser): power off, fresh empty disk, power on
+        (unless ``start`` is false)."""
         m = self.machines[mac.lower()]
         dom = self.conn.lookupByName(m.name)
         if dom.isActive():
@@ -259,7 +260,8 @@ class VMLab:
         disk = _disk_of(dom) or m.disk
         os.remove(disk)
         subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", disk, "%dG" % DISK_GIB], check=True)
-        dom.create()
+        if start:
+            dom.create()
 
     def prepare_install(self, mac, hostname, keys, address=None, users=()):
         """The files the installer writes onto this machine's OS: hostname, machine-id, the lease's

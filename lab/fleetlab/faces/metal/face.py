@@ -70,6 +70,7 @@ class MetalFace(RenderMixin, MachinesMixin, CatalogueMixin):
             ("DELETE", "/machine/<id>/free", "machine_free", "edit"),
             ("POST", "/machine/<id>/reinstall", "machine_reinstall", "edit"),
             ("POST", "/machine/<id>/power/<action>", "machine_power", "edit"),
+            ("GET", "/machine/<id>/ipmi", "machine_ipmi", "view"),
             ("POST", "/machine/<id>/state", "machine_state", "edit"),
             ("GET", "/size", "size_list", "view"), ("GET", "/size/<id>", "size_get", "view"),
             ("PUT", "/size", "size_create", "admin"),

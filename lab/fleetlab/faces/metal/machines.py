@@ -1,4 +1,4 @@
-"""The machine endpoints: list, get, find, allocate, free, reinstall, power, state, update."""
+"""The machine endpoints: list, get, find, allocate, free, reinstall, power, ipmi, state, update."""
 
 import ipaddress
 import time
@@ -7,6 +7,7 @@ import uuid
 
 from ... import catalog as C
 from ... import store as P
+from ...util import rfc3339nano
 from .wire import (
     FIND_LIST,
     FIND_STR,
@@ -268,12 +269,22 @@ class MachinesMixin:
             return 200, self._render_one(id)
         if action in ("off", "reset", "cycle"):
             self.pool.add_event(id, P.EV_PLANNED_REBOOT, action.upper())
-        if action == "off":
-            self.pool.set_columns(id, power="off", last_seen=time.time())
-        elif action in ("on", "reset", "cycle"):
-            self.pool.set_columns(id, power="on")
-        self.driver.power(self.pool.get(id), action)
+        # like a BMC: accepted, but a machine held off by a power-off fault stays off
+        self.driver.switch_power(id, action)
         return 200, self._render_one(m["id"])
+
+    def h_machine_ipmi(self, request, id):
+        m = self._one(id)
+        out = self._render_one(m["id"])
+        out["ipmi"] = {
+            "address": "", "bmcversion": "", "fru": {}, "interface": "lanplus", "mac": "", "user": "",
+            "password": "", "last_updated": rfc3339nano(time.time()),
+            "powerstate": "ON" if m["power"] == "on" else "OFF",
+            "powermetric": {"averageconsumedwatts": 0, "intervalinmin": 0, "maxconsumedwatts": 0,
+                            "minconsumedwatts": 0},
+            "powersupplies": [],
+        }
+        return 200, out
 
     def h_machine_state(self, request, id):
         body = self._body(request, "MachineState")

@@ -1,0 +1,129 @@
+"""fleetlab fault on the sim lab: a machine powered off and held off until the fault is cleared."""
+import json
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+
+from labclients import Metal, allocate_body, validate
+
+pytestmark = pytest.mark.lab
+
+FLEETLAB = [sys.executable, "-m", "fleetlab"]
+
+
+def run(*args):
+    return subprocess.run(FLEETLAB + list(args), capture_output=True, text=True, timeout=120)
+
+
+def _wait(predicate, timeout, what):
+    deadline = time.time() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.time() > deadline:
+            raise AssertionError("%s not reached within %ss" % (what, timeout))
+        time.sleep(0.2)
+
+
+def _machine(state, mid):
+    out = run("status", "--state", state, "--json", "--limit", "0")
+    return [m for m in json.loads(out.stdout)["machines"] if m["id"] == mid][0]
+
+
+def _powerstate(metal, mid):
+    ipmi = metal.ok("GET", "/v1/machine/%s/ipmi" % mid)
+    validate(ipmi, "v1.MachineIPMIResponse")
+    return ipmi["ipmi"]["powerstate"]
+
+
+def _faults(state):
+    with open(os.path.join(state, "faults.json")) as fh:
+        return json.load(fh)
+
+
+def test_power_off_holds_the_machine_off_until_cleared(fresh_lab, metal):
+    state = fresh_lab.state_dir
+    alloc = metal.ok("POST", "/v1/machine/allocate", allocate_body("faulty"))
+    mid, mac = alloc["id"], alloc["hardware"]["nics"][0]["mac"]
+    _wait(lambda: metal.ok("GET", "/v1/machine/%s" % mid)["events"]["log"][0]["event"] == "Phoned Home", 30,
+          "the machine provisioned")
+    assert _powerstate(metal, mid) == "ON"
+
+    out = run("fault", "faulty", "power-off", "--state", state)  # by hostname
+    assert out.returncode == 0, out.stderr
+    assert mac in out.stdout and "power off" in out.stdout
+    assert _powerstate(metal, mid) == "OFF"
+    # a power loss, not a planned power-off: no event
+    assert metal.ok("GET", "/v1/machine/%s" % mid)["events"]["log"][0]["event"] == "Phoned Home"
+    row = _machine(state, mid)
+    assert row["power"] == "off" and row["fault"]["kind"] == "power-off"
+    assert _faults(state)[mid]["kind"] == "power-off"
+    lines = run("status", "--state", state, "--limit", "0").stdout.splitlines()
+    assert [line for line in lines if line.startswith("MAC")][0].split()[-1] == "FAULT"
+    assert [line for line in lines if line.startswith(mac)][0].split()[-1] == "power-off"
+    assert "1 with a fault" in "\n".join(lines)
+
+    # held off: neither a metal power on nor the lab's own steps (free: wipe, back to the loop) start it
+    metal.ok("POST", "/v1/machine/%s/power/on" % mid, {})
+    metal.ok("DELETE", "/v1/machine/%s/free" % mid)
+    time.sleep(3)  # the fast preset wipes in 1 s
+    assert _powerstate(metal, mid) == "OFF"
+    assert _machine(state, mid)["state"] == "wiping"
+
+    out = run("fault", mac.upper(), "clear", "--state", state)  # by MAC
+    assert out.returncode == 0, out.stderr
+    assert "cleared" in out.stdout
+    assert _powerstate(metal, mid) == "ON"
+    assert mid not in _faults(state)
+    assert _machine(state, mid)["fault"] is None
+    _wait(lambda: _machine(state, mid)["state"] == "unleased", 30, "the wiped machine back in the loop")
+    lines = run("status", "--state", state, "--limit", "0").stdout.splitlines()
+    assert [line for line in lines if line.startswith("MAC")][0].split()[-1] == "ADDRESS"
+    again = run("fault", mac, "clear", "--state", state)
+    assert again.returncode == 0 and "has no fault" in again.stdout
+
+
+def test_fault_errors(fresh_lab, metal, tmp_path):
+    state = fresh_lab.state_dir
+    out = run("fault", "no-such-machine", "power-off", "--state", state)
+    assert out.returncode == 1 and "no machine 'no-such-machine'" in out.stderr
+    out = run("fault", "no-such-machine", "reboot", "--state", state)
+    assert out.returncode == 2 and "invalid choice" in out.stderr
+    for name in ("twin-a", "twin-b"):
+        metal.ok("POST", "/v1/machine/allocate", allocate_body(name, hostname="twin"))
+    out = run("fault", "twin", "power-off", "--state", state)
+    assert out.returncode == 1 and "names 2 machines" in out.stderr
+    assert not os.path.exists(os.path.join(state, "faults.json"))
+    out = run("fault", "twin-a", "power-off", "--state", str(tmp_path / "no-lab"))
+    assert out.returncode == 1 and "not running" in out.stderr
+
+
+def test_fault_outlasts_a_restart(tmp_path):
+    from fleetlab.testing import LabServer
+
+    lab = LabServer(state_dir=str(tmp_path / "lab"), machines=3).start()
+    try:
+        mid = "000001ab-0000-0000-0000-000000000002"
+        out = run("fault", "…00000002", "power-off", "--state", lab.state_dir)  # the id as status shows it
+        assert out.returncode == 0, out.stderr
+        lab.stop()
+        # a fault recorded by a lab that stopped before the machine was off: the next start makes it so
+        other = "000001ab-0000-0000-0000-000000000003"
+        faults = _faults(lab.state_dir)
+        faults[other] = dict(faults[mid], mac="")
+        with open(os.path.join(lab.state_dir, "faults.json"), "w") as fh:
+            json.dump(faults, fh)
+        lab.start()
+        metal = Metal(lab.metal_url, lab.hmac_keys["edit"])
+        assert _powerstate(metal, mid) == "OFF" and _powerstate(metal, other) == "OFF"
+        metal.ok("POST", "/v1/machine/%s/power/reset" % mid, {})
+        assert _powerstate(metal, mid) == "OFF"
+        assert _machine(lab.state_dir, mid)["fault"]["kind"] == "power-off"
+        assert run("fault", mid, "clear", "--state", lab.state_dir).returncode == 0
+        assert _powerstate(metal, mid) == "ON"
+    finally:
+        lab.stop()
