@@ -137,3 +137,44 @@ def test_plunder_control_planes_spread_over_racks_from_the_vars_file(fresh_lab, 
     vars_file.write_text(yaml.safe_dump(cluster))
     proc, data = _run("create-cluster.yml", vars_file, fresh_lab, "--tags", "lease")
     assert proc.returncode != 0 and "rack" in proc.stdout
+
+
+@pytest.mark.parametrize("count", [2, 4])
+def test_an_even_control_plane_count_is_refused_before_anything_is_leased(fresh_lab, tmp_path, count):
+    cluster = {
+        "cluster_name": "even%d" % count, "cluster_provider": "plunder",
+        "cluster_control_plane_count": count, "cluster_worker_count": 0,
+        "cluster_address_range": "10.79.0.10-10.79.0.20", "control_plane_vip_address": "10.79.0.5",
+        "cluster_image": "preseed", "kubernetes_version": "1.31.4",
+    }
+    vars_file = tmp_path / "cluster.yml"
+    vars_file.write_text(yaml.safe_dump(cluster))
+    proc, data = _run("create-cluster.yml", vars_file, fresh_lab, "--tags", "lease")
+    assert proc.returncode != 0
+    failed = list(_task(data, "Check the control-plane count for HA"))
+    assert failed and "odd number of 3 or more" in failed[0]["msg"]
+    assert list(_task(data, "Lease the machines of")) == []
+
+
+def _restore_with(tmp_path, lab, snapshot):
+    cluster = {"cluster_name": "restore", "cluster_provider": "plunder", "cluster_control_plane_count": 1,
+               "cluster_worker_count": 0, "cluster_address_range": "10.79.0.10-10.79.0.20",
+               "cluster_image": "preseed", "kubernetes_version": "1.31.4"}
+    vars_file = tmp_path / "cluster.yml"
+    vars_file.write_text(yaml.safe_dump(cluster))
+    return _run("etcd-restore.yml", vars_file, lab, "-e", "etcd_snapshot=%s" % snapshot)
+
+
+def test_restore_refuses_a_missing_or_corrupt_snapshot_before_anything_stops(fresh_lab, tmp_path):
+    proc, data = _restore_with(tmp_path, fresh_lab, tmp_path / "absent.db")
+    assert proc.returncode != 0
+    assert "does not exist: nothing was changed" in list(_task(data, "Refuse a missing snapshot"))[0]["msg"]
+    snapshot = tmp_path / "restore-20261130T000000Z.db"
+    snapshot.write_bytes(b"etcd snapshot bytes")
+    (tmp_path / (snapshot.name + ".sha256")).write_text("%s  %s\n" % ("0" * 64, snapshot.name))
+    proc, data = _restore_with(tmp_path, fresh_lab, snapshot)
+    assert proc.returncode != 0
+    assert "corrupt" in list(_task(data, "Refuse a corrupt snapshot"))[0]["msg"]
+    # nothing ran on any control plane
+    assert not [t for p in data.get("plays", []) if p["play"]["name"] == "Restore etcd on every control plane"
+                for t in p["tasks"]]
