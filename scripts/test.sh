@@ -15,12 +15,13 @@ step "pytest (unit, integration, lab)"
 python -m pytest ${PYTEST_ARGS:-} tests
 
 # The whole journey on lab VMs (create, converge, idempotence, --check, testinfra verify, destroy),
-# once per provider: plunder (the "default" scenario) and metal-api. FLEET_MOLECULE: "auto" (default)
-# runs both where the libvirt lab can run; "metal" or "default" runs one; "0" skips molecule.
+# once per provider: plunder (the "default" scenario) and metal-api, and the HA control plane ("ha":
+# three control planes, keepalived VIP, backup/restore, failover). FLEET_MOLECULE: "auto" (default)
+# runs all three where the libvirt lab can run; a scenario name runs that one; "0" skips molecule.
 FLEET_MOLECULE="${FLEET_MOLECULE:-auto}"
 case "$FLEET_MOLECULE" in
   0) scenarios=() ;;
-  auto|all) scenarios=(default metal) ;;
+  auto|all) scenarios=(default metal ha) ;;
   *) scenarios=("$FLEET_MOLECULE") ;;
 esac
 if [ "${#scenarios[@]}" -gt 0 ]; then
