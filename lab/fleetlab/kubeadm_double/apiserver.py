@@ -82,6 +82,9 @@ def node_object(state, name):
         labels["node.kubernetes.io/exclude-from-external-load-balancers"] = ""
         taints = mark
     spec = {"podCIDR": node.get("pod_cidr")} if node.get("pod_cidr") else {}
+    if node.get("unschedulable"):
+        spec["unschedulable"] = True
+        taints = list(taints) + [{"key": "node.kubernetes.io/unschedulable", "effect": "NoSchedule"}]
     if taints:
         spec["taints"] = taints
     info = node.get("node_info", {})
@@ -238,6 +241,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 return self._send(200, node_object(state, node))
             if method in ("PUT", "PATCH") and match.group(2) and (admin or (who == "node" and name == node)):
                 return self._heartbeat(state, node, self._body())
+            if method == "PATCH" and not match.group(2) and admin:
+                return self._patch_node(state, node, self._body())
             if method == "DELETE" and admin:
                 del state["nodes"][node]
                 return self._send(200, {"kind": "Status", "status": "Success"})
@@ -334,6 +339,17 @@ class Handler(http.server.BaseHTTPRequestHandler):
         node["runtime_ok"] = bool(body.get("runtimeReady"))
         node["address"] = body.get("address", node.get("address", ""))
         node["node_info"] = body.get("nodeInfo", node.get("node_info", {}))
+        node["rv"] = node.get("rv", 1) + 1
+        return self._send(200, node_object(state, node_name))
+
+    def _patch_node(self, state, node_name, body):
+        """cordon / uncordon: a merge patch of spec.unschedulable, the only field this double patches."""
+        spec = body.get("spec") if isinstance(body.get("spec"), dict) else None
+        if set(body) != {"spec"} or spec is None or set(spec) != {"unschedulable"} \
+                or not isinstance(spec["unschedulable"], (bool, type(None))):
+            return self._status(422, "Invalid", "this double patches nodes only with {\"spec\": {\"unschedulable\": bool}}")
+        node = state["nodes"][node_name]
+        node["unschedulable"] = bool(spec["unschedulable"])
         node["rv"] = node.get("rv", 1) + 1
         return self._send(200, node_object(state, node_name))
 

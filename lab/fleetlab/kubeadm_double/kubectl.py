@@ -1,4 +1,5 @@
-"""A kubectl stand-in: ``apply -f``, ``diff -f``, ``get nodes``, ``get -f``, ``delete -f`` (TEST DOUBLE).
+"""A kubectl stand-in: ``apply -f``, ``diff -f``, ``get nodes``, ``get -f``, ``delete -f``, ``delete node``,
+``cordon``, ``uncordon``, ``drain`` (TEST DOUBLE; the double runs no pods, so a drain only cordons).
 
 ``diff`` exits 0 when the cluster already holds every object unchanged, 1 when
 something would change and >1 on errors, as kubectl does.
@@ -26,6 +27,43 @@ def _objects(path):
     return objects
 
 
+def _cordon(client, args):
+    from .schema import DURATION_RE
+    if args.command == "drain" and not DURATION_RE.match(args.timeout):
+        sys.stderr.write('error: invalid argument "%s" for "--timeout" flag: time: invalid duration "%s"\n'
+                         % (args.timeout, args.timeout))
+        return 1
+    unschedulable = args.command != "uncordon"
+    try:
+        client.request("PATCH", "/api/v1/nodes/" + args.node, {"spec": {"unschedulable": unschedulable}})
+    except APIError as exc:
+        sys.stderr.write('Error from server (NotFound): nodes "%s" not found\n' % args.node if exc.status == 404
+                         else "error: %s\n" % exc)
+        return 1
+    print("node/%s %s" % (args.node, "uncordoned" if not unschedulable else "cordoned"))
+    if args.command == "drain":
+        print("node/%s drained" % args.node)  # no pods run on the double's nodes: nothing to evict
+    return 0
+
+
+def _delete_nodes(client, args):
+    if not args.kind or not args.names:
+        sys.stderr.write("error: resource(s) were provided, but no name was specified\n")
+        return 1
+    code = 0
+    for name in args.names:
+        try:
+            client.request("DELETE", "/api/v1/nodes/" + name)
+            print('node "%s" deleted' % name)
+        except APIError as exc:
+            if exc.status == 404 and args.ignore_not_found:
+                continue
+            sys.stderr.write('Error from server (NotFound): nodes "%s" not found\n' % name if exc.status == 404
+                             else "error: %s\n" % exc)
+            code = 1
+    return code
+
+
 def main(argv, root):
     parser = argparse.ArgumentParser(prog="kubectl (test double)")
     parser.add_argument("--kubeconfig", default=os.environ.get("KUBECONFIG",
@@ -36,8 +74,23 @@ def main(argv, root):
         cmd.add_argument("-f", "--filename", required=True)
         cmd.add_argument("--kubeconfig", dest="kubeconfig_sub")
     delete = sub.add_parser("delete")
-    delete.add_argument("-f", "--filename", required=True)
+    delete.add_argument("kind", nargs="?", choices=["node", "nodes", "no"])
+    delete.add_argument("names", nargs="*")
+    delete.add_argument("-f", "--filename")
+    delete.add_argument("--ignore-not-found", action="store_true")
+    delete.add_argument("--wait", default="true", choices=["true", "false"])
     delete.add_argument("--kubeconfig", dest="kubeconfig_sub")
+    for name in ("cordon", "uncordon", "drain"):
+        cmd = sub.add_parser(name)
+        cmd.add_argument("node")
+        cmd.add_argument("--kubeconfig", dest="kubeconfig_sub")
+        if name == "drain":
+            cmd.add_argument("--ignore-daemonsets", action="store_true")
+            cmd.add_argument("--delete-emptydir-data", action="store_true")
+            cmd.add_argument("--disable-eviction", action="store_true")
+            cmd.add_argument("--force", action="store_true")
+            cmd.add_argument("--timeout", default="0s")
+            cmd.add_argument("--grace-period", type=int, default=-1)
     get = sub.add_parser("get")
     get.add_argument("resource", nargs="?", choices=["nodes", "node", "no"])
     get.add_argument("-f", "--filename")
@@ -65,6 +118,10 @@ def main(argv, root):
                 print("diff: %s %s/%s would be %s" % (item["key"], item["kind"].lower(), item["name"],
                                                       item["result"]))
             return 1 if changed else 0
+        if args.command in ("cordon", "uncordon", "drain"):
+            return _cordon(client, args)
+        if args.command == "delete" and not args.filename:
+            return _delete_nodes(client, args)
         if args.command == "delete" or (args.command == "get" and args.filename):
             verb = "delete" if args.command == "delete" else "get"
             try:

@@ -432,3 +432,33 @@ def test_certs_commands_refuse_a_node_without_certificates(make_node):
     assert node.kubeadm("certs", "check-expiration").returncode == 1
     proc = node.kubeadm("certs", "renew", "all")
     assert proc.returncode == 1 and "none of them" in proc.stderr
+
+
+def test_kubectl_cordon_drain_delete_node_and_objects(cluster):
+    cp, _port, _out = cluster
+    admin = os.path.join(cp.path, "etc/kubernetes/admin.conf")
+
+    def kubectl(*args):
+        return cp.run("kubectl", "--kubeconfig", admin, *args)
+
+    assert kubectl("drain", "cp1", "--ignore-daemonsets", "--timeout", "soon").returncode == 1
+    drained = kubectl("drain", "cp1", "--ignore-daemonsets", "--delete-emptydir-data", "--timeout", "30s")
+    assert drained.returncode == 0 and "node/cp1 drained" in drained.stdout
+    node = _wait_nodes(admin, ["cp1"])["cp1"]
+    assert node.spec.unschedulable and "node.kubernetes.io/unschedulable" in [t.key for t in node.spec.taints]
+    assert kubectl("uncordon", "cp1").returncode == 0
+    assert not _wait_nodes(admin, ["cp1"])["cp1"].spec.unschedulable
+    assert kubectl("cordon", "nosuch").returncode == 1
+    # objects: get -f, delete -f
+    probe = cp.file("/root/probe.yml", yaml.safe_dump({"apiVersion": "v1", "kind": "ConfigMap",
+                                                        "metadata": {"name": "probe", "namespace": "default"},
+                                                        "data": {"a": "1"}}))
+    assert kubectl("get", "-f", probe).returncode == 1
+    kubectl("apply", "-f", probe)
+    assert json.loads(kubectl("get", "-f", probe, "-o", "json").stdout)["data"] == {"a": "1"}
+    assert 'configmap "probe" deleted' in kubectl("delete", "-f", probe).stdout
+    assert "NotFound" in kubectl("get", "-f", probe).stderr
+    # nodes: delete, ignore-not-found
+    assert kubectl("delete", "node", "nosuch").returncode == 1
+    assert kubectl("delete", "node", "nosuch", "--ignore-not-found").returncode == 0
+    assert kubectl("delete", "node", "cp1").returncode == 0
