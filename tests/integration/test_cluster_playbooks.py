@@ -178,3 +178,53 @@ def test_restore_refuses_a_missing_or_corrupt_snapshot_before_anything_stops(fre
     # nothing ran on any control plane
     assert not [t for p in data.get("plays", []) if p["play"]["name"] == "Restore etcd on every control plane"
                 for t in p["tasks"]]
+
+
+def _closed_ssh_map(tmp_path, lab_pool):
+    """Every machine reached at a closed loopback port: SSH fails at once (a dead machine)."""
+    import socket
+    import sqlite3
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    conn = sqlite3.connect("file:%s?mode=ro" % lab_pool, uri=True, timeout=30)
+    try:
+        macs = [r[0] for r in conn.execute("SELECT mac FROM machines")]
+    finally:
+        conn.close()
+    path = tmp_path / "ssh.json"
+    path.write_text(json.dumps({"machines": {m: {"ssh_host": "127.0.0.1", "ssh_port": port} for m in macs}}))
+    return str(path)
+
+
+def test_remove_node_refuses_unknown_members_and_the_last_control_plane_and_plans(fresh_lab, tmp_path):
+    cluster = {
+        "cluster_name": "rm", "cluster_provider": "plunder",
+        "cluster_control_plane_count": 1, "cluster_worker_count": 2,
+        "cluster_address_range": "10.79.0.10-10.79.0.20", "cluster_image": "preseed",
+        "cluster_poll_interval": 0.3, "cluster_provision_timeout": 120, "kubernetes_version": "1.31.4",
+        "cluster_ssh_map_file": _closed_ssh_map(tmp_path, fresh_lab.pool_path),
+    }
+    vars_file = tmp_path / "cluster.yml"
+    vars_file.write_text(yaml.safe_dump(cluster))
+    proc, data = _run("create-cluster.yml", vars_file, fresh_lab, "--tags", "lease")
+    assert proc.returncode == 0, proc.stdout[-3000:]
+
+    proc, data = _run("remove-node.yml", vars_file, fresh_lab, "-e", "node=rm-worker-7")
+    assert proc.returncode != 0
+    msg = list(_task(data, "Refuse unknown members"))[0]["msg"]
+    assert "not members of rm: rm-worker-7" in msg and "rm-cp-0" in msg and "Nothing was changed" in msg
+
+    proc, data = _run("remove-node.yml", vars_file, fresh_lab, "-e", "node=rm-cp-0")
+    assert proc.returncode != 0
+    assert "without a control plane" in list(_task(data, "Refuse to remove the last control plane"))[0]["msg"]
+
+    # the plan for a member that does not answer, and nothing changes in check mode
+    proc, data = _run("remove-node.yml", vars_file, fresh_lab, "-e", "node=rm-worker-1", "-e",
+                      "remove_node_ssh_timeout=2", "--check", "--diff")
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    plan = list(_task(data, "The plan"))[0]["msg"]
+    assert len(plan) == 1 and plan[0].startswith("rm-worker-1 (worker, machine ")
+    assert "no SSH: reset skipped" in plan[0] and "release with force" in plan[0]
+    proc, data = _run("lookup-cluster.yml", vars_file, fresh_lab)
+    assert "rm-worker-1" in list(_task(data, "Show the members"))[0]["msg"][1]
