@@ -11,12 +11,14 @@ __metaclass__ = type
 import threading
 
 
-def machine_result(machine, changed=False, planned=False):
+def machine_result(machine, changed=False, planned=False, surplus=False):
     out = machine.to_dict()
     out["name"] = machine.lease_name
     out["changed"] = changed
     if planned:
         out["planned"] = True
+    if surplus:
+        out["surplus"] = True
     return out
 
 

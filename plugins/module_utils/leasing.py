@@ -363,7 +363,7 @@ def ensure_present(provider, params, check_mode=False, workers=8):
                                % (lease, member.name, have.mac, member.mac), machine=member.name)
     missing = [m for m in members if m.name not in by_name]
     wanted_names = set(m.name for m in members)
-    extras = [m for m in existing if m.lease_name not in wanted_names]
+    extras = sorted((m for m in existing if m.lease_name not in wanted_names), key=_natural)
     before = lease_state(existing)
     result = {"changed": False, "machines": [], "warnings": notes}
     if extras:
@@ -372,7 +372,7 @@ def ensure_present(provider, params, check_mode=False, workers=8):
             % (lease, ", ".join(sorted(m.lease_name for m in extras))))
     if not missing:
         result["machines"] = [machine_result(by_name[m.name]) for m in members] + \
-            [machine_result(m) for m in extras]
+            [machine_result(m, surplus=True) for m in extras]
         result["diff"] = {"before": {"lease": lease, "machines": before},
                           "after": {"lease": lease, "machines": before}}
         return result
@@ -422,7 +422,8 @@ def ensure_present(provider, params, check_mode=False, workers=8):
         after = dict(before)
         after.update(lease_state(planned))
         result["machines"] = [machine_result(by_name[m.name]) for m in members if m.name in by_name] + \
-            [machine_result(m, changed=True, planned=True) for m in planned]
+            [machine_result(m, changed=True, planned=True) for m in planned] + \
+            [machine_result(m, surplus=True) for m in extras]
         result["diff"] = {"before": {"lease": lease, "machines": before}, "after": {"lease": lease, "machines": after}}
         return result
 
@@ -478,11 +479,16 @@ def ensure_present(provider, params, check_mode=False, workers=8):
     new = dict((m.lease_name, m) for m in leased)
     result["machines"] = [machine_result(by_name[m.name]) if m.name in by_name else
                           machine_result(new[m.name], changed=True) for m in members] + \
-        [machine_result(m) for m in extras]
+        [machine_result(m, surplus=True) for m in extras]
     after = dict(before)
     after.update(lease_state(leased))
     result["diff"] = {"before": {"lease": lease, "machines": before}, "after": {"lease": lease, "machines": after}}
     return result
+
+
+def _natural(machine):
+    """Sort key: member names in index order (demo-2 before demo-10)."""
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", machine.lease_name or "")]
 
 
 def _settle(provider, lease, template, project, leased, warnings):

@@ -226,6 +226,10 @@ machines:
       description: Present in check mode for a machine that would be leased.
       type: bool
       returned: check mode
+    surplus:
+      description: Present for a member the lease holds beyond what the task asks for (a lower O(count)); it is kept.
+      type: bool
+      returned: when the lease holds more members than asked for
 """
 
 from ansible_collections.baremetal.fleet.plugins.module_utils import leasing

@@ -37,6 +37,13 @@ def test_lease_is_idempotent_and_released(fresh_lab, backend):
     # growing the lease leases only the new member
     grown = leasing.ensure_present(prov, dict(params, count=4))
     assert grown["changed"] and [m["name"] for m in grown["machines"] if m["changed"]] == ["%s-3" % name]
+    # a lower count keeps the members beyond it and marks them, in check mode and with a new member too
+    lower = leasing.ensure_present(prov, dict(params, count=2))
+    assert not lower["changed"] and [m["name"] for m in lower["machines"] if m.get("surplus")] == \
+        ["%s-2" % name, "%s-3" % name]
+    assert "beyond what this task asks for" in lower["warnings"][0]
+    mixed = leasing.ensure_present(prov, dict(params, count=2, machines=None), check_mode=True)
+    assert [m["name"] for m in mixed["machines"] if m.get("surplus")] == ["%s-2" % name, "%s-3" % name]
     gone = leasing.ensure_absent(prov, params)
     assert gone["changed"] and len(gone["machines"]) == 4
     assert _members(prov, name) == []
