@@ -4,6 +4,7 @@ Sim machines have no SSH, so these runs stop after leasing and provisioning
 (``--tags lease``) and delete without ``kubeadm reset`` (``--skip-tags reset``); the
 roles themselves need the libvirt lab's VMs (molecule scenarios)."""
 import json
+import re
 import os
 import subprocess
 import sys
@@ -36,9 +37,13 @@ def _run(playbook, vars_file, lab, *extra):
 
 
 def _task(data, name_part, host="localhost"):
+    """Results of the tasks whose name contains name_part that ran (not skipped; create-cluster's
+    look-ahead "(plan)" leases excluded)."""
     for play in data.get("plays", []):
         for task in play.get("tasks", []):
-            if name_part in task["task"]["name"] and host in task["hosts"]:
+            name = task["task"]["name"]
+            if name_part in name and host in task["hosts"] and not name.endswith("(plan)") \
+                    and not task["hosts"][host].get("skipped"):
                 yield task["hosts"][host]
 
 
@@ -228,3 +233,45 @@ def test_remove_node_refuses_unknown_members_and_the_last_control_plane_and_plan
     assert "no SSH: reset skipped" in plan[0] and "release with force" in plan[0]
     proc, data = _run("lookup-cluster.yml", vars_file, fresh_lab)
     assert "rm-worker-1" in list(_task(data, "Show the members"))[0]["msg"][1]
+
+
+def test_scale_plan_and_scale_in_refusal(fresh_lab, tmp_path):
+    """The vars file is the desired state: a higher count plans only the missing members (with their
+    machine), a lower one is refused, naming the members that would go, unless cluster_scale_in."""
+    cluster = {
+        "cluster_name": "scale", "cluster_provider": "plunder",
+        "cluster_control_plane_count": 1, "cluster_worker_count": 2,
+        "cluster_address_range": "10.79.0.10-10.79.0.20", "cluster_image": "preseed",
+        "cluster_poll_interval": 0.3, "cluster_provision_timeout": 120, "kubernetes_version": "1.31.4",
+        "cluster_ssh_map_file": _closed_ssh_map(tmp_path, fresh_lab.pool_path),
+    }
+    vars_file = tmp_path / "cluster.yml"
+    vars_file.write_text(yaml.safe_dump(cluster))
+    proc, data = _run("create-cluster.yml", vars_file, fresh_lab, "--tags", "lease")
+    assert proc.returncode == 0, proc.stdout[-3000:]
+
+    def members():
+        proc, data = _run("lookup-cluster.yml", vars_file, fresh_lab)
+        return list(_task(data, "Show the members"))[0]["msg"]
+
+    before = members()
+    # scale out, planned in check mode: one worker to lease, on a named machine; nothing leased
+    vars_file.write_text(yaml.safe_dump(dict(cluster, cluster_worker_count=3)))
+    proc, data = _run("create-cluster.yml", vars_file, fresh_lab, "--tags", "lease", "--check", "--diff")
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    plan = list(_task(data, "The plan"))[0]["msg"]
+    assert len(plan) == 1 and re.match(r"^lease scale-worker-2 on [0-9a-f:]{17}", plan[0]), plan
+    assert members() == before
+    # scale in without the flag: refused, naming the member, nothing changed
+    vars_file.write_text(yaml.safe_dump(dict(cluster, cluster_worker_count=1)))
+    proc, data = _run("create-cluster.yml", vars_file, fresh_lab, "--tags", "lease")
+    assert proc.returncode != 0
+    assert list(_task(data, "The plan"))[0]["msg"] == [
+        "remove scale-worker-1: drain, kubeadm reset, delete the node, wipe and release"]
+    refusal = list(_task(data, "Refuse to scale in unless asked"))[0]["msg"]
+    assert "scale-worker-1 would be drained" in refusal and "cluster_scale_in: true" in refusal
+    assert members() == before
+    # a re-run at the same counts plans nothing
+    vars_file.write_text(yaml.safe_dump(cluster))
+    proc, data = _run("create-cluster.yml", vars_file, fresh_lab, "--tags", "lease")
+    assert proc.returncode == 0 and not list(_task(data, "The plan"))
