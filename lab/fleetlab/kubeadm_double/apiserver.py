@@ -433,6 +433,23 @@ def add_token_signature(state, token_id, secret):
 class Server(http.server.ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+    ssl_context = None
+
+    def finish_request(self, request, client_address):
+        # the TLS handshake in the connection's own thread: a slow client (or a health check)
+        # must not hold the accept loop, as it would with a wrapped listening socket
+        request.settimeout(30)
+        try:
+            conn = self.ssl_context.wrap_socket(request, server_side=True)
+        except (ssl.SSLError, OSError):
+            return
+        try:
+            self.RequestHandlerClass(conn, client_address, self)
+        finally:
+            try:
+                conn.close()
+            except OSError:
+                pass
 
 
 def serve(root, bind, port, cert_file, key_file, ca_file, advertise, etcd_store):
@@ -445,7 +462,7 @@ def serve(root, bind, port, cert_file, key_file, ca_file, advertise, etcd_store)
     ctx.load_cert_chain(cert_file, key_file)
     ctx.load_verify_locations(ca_file)
     ctx.verify_mode = ssl.CERT_OPTIONAL
-    httpd.socket = ctx.wrap_socket(httpd.socket, server_side=True)
+    httpd.ssl_context = ctx
     httpd.root, httpd.ca, httpd.advertise = root, (ca_cert, ca_key), "%s:%d" % (advertise, port)
     httpd.store = etcd_store
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))

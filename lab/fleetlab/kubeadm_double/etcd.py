@@ -8,6 +8,7 @@ import base64
 import http.client
 import json
 import ssl
+import threading
 import urllib.parse
 
 CLIENT_PORT = 2379
@@ -43,19 +44,34 @@ class Etcd:
         self.timeout = timeout
         self.ctx = ssl.create_default_context(cafile=ca_file)
         self.ctx.load_cert_chain(cert_file, key_file)
+        self._local = threading.local()  # one kept-alive connection per endpoint and thread
+
+    def _connection(self, endpoint, fresh=False):
+        conns = self._local.__dict__.setdefault("conns", {})
+        if fresh or endpoint not in conns:
+            if endpoint in conns:
+                conns[endpoint].close()
+            parts = urllib.parse.urlsplit(endpoint)
+            conns[endpoint] = http.client.HTTPSConnection(parts.hostname, parts.port or CLIENT_PORT,
+                                                          timeout=self.timeout, context=self.ctx)
+        return conns[endpoint]
 
     def _post(self, endpoint, path, body):
-        parts = urllib.parse.urlsplit(endpoint)
-        conn = http.client.HTTPSConnection(parts.hostname, parts.port or CLIENT_PORT, timeout=self.timeout,
-                                           context=self.ctx)
-        try:
-            data = json.dumps(body).encode() if body is not None else None
-            conn.request("POST" if data is not None else "GET", path, data,
-                         {"Content-Type": "application/json"})
-            resp = conn.getresponse()
-            raw = resp.read()
-        finally:
-            conn.close()
+        data = json.dumps(body).encode() if body is not None else None
+        for attempt in (0, 1):
+            conn = self._connection(endpoint, fresh=attempt > 0)
+            try:
+                conn.request("POST" if data is not None else "GET", path, data,
+                             {"Content-Type": "application/json"})
+                resp = conn.getresponse()
+                raw = resp.read()
+                break
+            except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError):
+                if attempt:  # a kept-alive connection the server had closed: once more on a new one
+                    raise
+            except Exception:
+                conn.close()
+                raise
         answer = json.loads(raw or b"{}")
         if resp.status != 200:
             raise EtcdError("%s%s: %s %s" % (endpoint, path, resp.status, answer.get("error") or
