@@ -6,6 +6,7 @@
 #   FLEET_PROVIDER=metal|plunder   which face of the lab the collection talks to (default: metal)
 #   FLEET_WORKERS=N                worker count (default 1; one control plane)
 #   FLEET_LAB_STATE=DIR            lab state directory (default: .lab/cluster)
+#   FLEET_SPARE=N                  machines in the loop beyond the cluster's, to scale out to (default 0)
 #
 # Afterwards: .lab/cluster/demo.kubeconfig, `bash scripts/lab-cluster.sh delete` gives the machines
 # back wiped and stops the lab.
@@ -37,7 +38,7 @@ if [ ! -x /usr/sbin/libvirtd ] || [ ! -x /usr/bin/qemu-system-x86_64 ]; then
   exit 2
 fi
 
-machines=$((1 + WORKERS))
+machines=$((1 + WORKERS + ${FLEET_SPARE:-0}))
 # `fleetlab status` exits non-zero when no lab runs or its driver failed; `fleetlab up` then starts
 # (or restarts) it and exits non-zero with the driver's error when it cannot run the VMs.
 if ! fleetlab status --state "$STATE" --limit 0 >/dev/null 2>&1; then
