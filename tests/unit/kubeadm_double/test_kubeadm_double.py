@@ -417,7 +417,7 @@ def test_certs_check_expiration_and_renew(cluster):
     renew = cp.kubeadm("certs", "renew", "all", check=True)
     assert "certificate for apiserver renewed" in renew.stdout and "You must restart" in renew.stdout
     new = pki.load_cert(open(os.path.join(cp.path, "etc/kubernetes/pki/apiserver.crt"), "rb").read())
-    assert new.not_valid_after > pki.load_cert(old).not_valid_after
+    assert new.not_valid_after_utc > pki.load_cert(old).not_valid_after_utc
     assert new.extensions.get_extension_for_class(x509.SubjectAlternativeName).value == \
         pki.load_cert(old).extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     after = {c["name"]: c for c in json.loads(cp.kubeadm("certs", "check-expiration", "-o", "json",
