@@ -50,11 +50,15 @@ fi
 # ANSIBLE_COLLECTIONS_PATH=<checkout>/build/collections
 mkdir -p build/collections/ansible_collections/baremetal
 ln -sfn "$ROOT" build/collections/ansible_collections/baremetal/fleet
-# Everything the libvirt lab downloads, fetched now so that the lab and the tests download nothing:
-# the VM image (debootstrap from the Debian mirror, ~2 min once; cached by recipe in
-# /var/cache/fleetlab) and the Debian packages the kubeadm test double needs on the VMs.
+# Everything the lab downloads, fetched now so that the lab and the tests download nothing: the
+# VM image (debootstrap from the Debian mirror, ~2 min once; cached by recipe in /var/cache/fleetlab)
+# and the Debian packages the lab's machines install (the kubeadm test double's dependencies, etcd,
+# keepalived and haproxy); the double's tests run Debian's etcd from that cache on this host too.
 if [ -x /usr/sbin/libvirtd ] && [ -x /usr/bin/qemu-system-x86_64 ]; then
   echo "setup: fleetlab prepare (VM image and packages, cached)"
   .venv/bin/fleetlab prepare
+else
+  echo "setup: fleetlab prepare --no-image (packages only: no libvirt/QEMU here)"
+  .venv/bin/fleetlab prepare --no-image
 fi
 echo "setup: ready ($(.venv/bin/ansible --version | head -1))"
