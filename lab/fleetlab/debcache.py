@@ -54,9 +54,11 @@ def fetch(names=DOUBLE_DEPENDENCIES, cache_dir=DEFAULT_CACHE, download=True):
 def resolve(names, status_file):
     """The packages apt would install for ``names`` on a system whose dpkg status is ``status_file``
     (the lab image's): the named ones and the dependencies that system lacks."""
-    proc = subprocess.run(["apt-get", "install", "--simulate", "--no-install-recommends",
-                           "-o", "Dir::State::status=" + status_file] + list(names),
-                          capture_output=True, text=True)
+    argv = ["apt-get", "install", "--simulate", "--no-install-recommends", "-o", "Dir::State::status=" + status_file]
+    proc = subprocess.run(argv + list(names), capture_output=True, text=True)
+    if proc.returncode != 0:  # a machine whose apt has no package lists yet
+        subprocess.run(["apt-get", "update", "-q"], check=True, capture_output=True)
+        proc = subprocess.run(argv + list(names), capture_output=True, text=True)
     if proc.returncode != 0:
         raise RuntimeError("apt-get cannot resolve %s: %s" % (" ".join(names), proc.stderr[-2000:]))
     return [line.split()[1] for line in proc.stdout.splitlines() if line.startswith("Inst ")]
