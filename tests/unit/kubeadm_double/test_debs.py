@@ -77,3 +77,24 @@ def test_debian_dependencies_come_from_the_cache_never_the_network(tmp_path, mon
     copied = debcache.copy_to(str(tmp_path / "out"), cache_dir=str(cache))
     assert sorted(os.path.basename(p) for p in copied) == sorted(
         "%s_1.0_amd64.deb" % n for n in debcache.DOUBLE_DEPENDENCIES)
+
+
+def test_package_groups_resolve_against_the_image_and_come_from_the_cache(tmp_path, monkeypatch):
+    from fleetlab import debcache
+
+    cache = tmp_path / "cache"
+    with pytest.raises(debcache.MissingDebs, match="no vip packages"):
+        debcache.group("vip", cache_dir=str(cache))
+    calls = []
+
+    def fake_run(argv, **kwargs):
+        calls.append(argv)
+        out = "Inst keepalived (1:2.2.7-1+b2 Debian:12)\nInst libnl-3-200 (3.7.0-0.2+b1 Debian:12)\nConf keepalived\n"
+        return subprocess.CompletedProcess(argv, 0, stdout=out, stderr="")
+    monkeypatch.setattr(debcache.subprocess, "run", fake_run)
+    monkeypatch.setattr(debcache, "fetch", lambda names, cache_dir: ["%s/%s.deb" % (cache_dir, n) for n in names])
+    (cache / "debs").mkdir(parents=True)
+    paths = debcache.fetch_group("vip", ("keepalived",), "/image/var/lib/dpkg/status", cache_dir=str(cache))
+    assert [os.path.basename(p) for p in paths] == ["keepalived.deb", "libnl-3-200.deb"]
+    assert "Dir::State::status=/image/var/lib/dpkg/status" in calls[0] and "--simulate" in calls[0]
+    assert debcache.group("vip", cache_dir=str(cache)) == ["keepalived", "libnl-3-200"]
