@@ -202,18 +202,24 @@ def _closed_ssh_map(tmp_path, lab_pool):
     return str(path)
 
 
-def test_remove_node_refuses_unknown_members_and_the_last_control_plane_and_plans(fresh_lab, tmp_path):
+def _leased_cluster(lab, tmp_path, name):
+    """A 1 + 2 plunder cluster leased and provisioned on the sim lab, its machines not answering SSH."""
     cluster = {
-        "cluster_name": "rm", "cluster_provider": "plunder",
+        "cluster_name": name, "cluster_provider": "plunder",
         "cluster_control_plane_count": 1, "cluster_worker_count": 2,
         "cluster_address_range": "10.79.0.10-10.79.0.20", "cluster_image": "preseed",
         "cluster_poll_interval": 0.3, "cluster_provision_timeout": 120, "kubernetes_version": "1.31.4",
-        "cluster_ssh_map_file": _closed_ssh_map(tmp_path, fresh_lab.pool_path),
+        "cluster_ssh_map_file": _closed_ssh_map(tmp_path, lab.pool_path),
     }
     vars_file = tmp_path / "cluster.yml"
     vars_file.write_text(yaml.safe_dump(cluster))
-    proc, data = _run("create-cluster.yml", vars_file, fresh_lab, "--tags", "lease")
+    proc, _data = _run("create-cluster.yml", vars_file, lab, "--tags", "lease")
     assert proc.returncode == 0, proc.stdout[-3000:]
+    return cluster, vars_file
+
+
+def test_remove_node_refuses_unknown_members_and_the_last_control_plane_and_plans(fresh_lab, tmp_path):
+    _cluster, vars_file = _leased_cluster(fresh_lab, tmp_path, "rm")
 
     proc, data = _run("remove-node.yml", vars_file, fresh_lab, "-e", "node=rm-worker-7")
     assert proc.returncode != 0
@@ -238,17 +244,7 @@ def test_remove_node_refuses_unknown_members_and_the_last_control_plane_and_plan
 def test_scale_plan_and_scale_in_refusal(fresh_lab, tmp_path):
     """The vars file is the desired state: a higher count plans only the missing members (with their
     machine), a lower one is refused, naming the members that would go, unless cluster_scale_in."""
-    cluster = {
-        "cluster_name": "scale", "cluster_provider": "plunder",
-        "cluster_control_plane_count": 1, "cluster_worker_count": 2,
-        "cluster_address_range": "10.79.0.10-10.79.0.20", "cluster_image": "preseed",
-        "cluster_poll_interval": 0.3, "cluster_provision_timeout": 120, "kubernetes_version": "1.31.4",
-        "cluster_ssh_map_file": _closed_ssh_map(tmp_path, fresh_lab.pool_path),
-    }
-    vars_file = tmp_path / "cluster.yml"
-    vars_file.write_text(yaml.safe_dump(cluster))
-    proc, data = _run("create-cluster.yml", vars_file, fresh_lab, "--tags", "lease")
-    assert proc.returncode == 0, proc.stdout[-3000:]
+    cluster, vars_file = _leased_cluster(fresh_lab, tmp_path, "scale")
 
     def members():
         proc, data = _run("lookup-cluster.yml", vars_file, fresh_lab)

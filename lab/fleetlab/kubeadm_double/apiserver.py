@@ -370,14 +370,19 @@ class Handler(http.server.BaseHTTPRequestHandler):
                                          "reason": "AutoApproved", "message": "approved by the double"}]
         return self._send(201, body)
 
+    @staticmethod
+    def _each_object(body):
+        """(object, metadata, key) of every object of a request; None when one lacks its identity."""
+        items = [(obj, obj.get("metadata") or {}, _object_key(obj)) for obj in body.get("objects", [])]
+        return None if any(key is None for _obj, _meta, key in items) else items
+
     def _apply(self, state, body, dry_run):
         objects = state.setdefault("objects", {})
         result = []
-        for obj in body.get("objects", []):
-            meta = obj.get("metadata") or {}
-            key = _object_key(obj)
-            if key is None:
-                return self._status(422, "Invalid", "object is missing apiVersion, kind or metadata.name")
+        items = self._each_object(body)
+        if items is None:
+            return self._status(422, "Invalid", "object is missing apiVersion, kind or metadata.name")
+        for obj, meta, key in items:
             old = objects.get(key)
             verb = "unchanged" if old and old["manifest"] == obj else ("configured" if old else "created")
             if not dry_run:
@@ -388,11 +393,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
     def _get_or_delete(self, state, body, delete):
         objects = state.setdefault("objects", {})
         result = []
-        for obj in body.get("objects", []):
-            meta = obj.get("metadata") or {}
-            key = _object_key(obj)
-            if key is None:
-                return self._status(422, "Invalid", "object is missing apiVersion, kind or metadata.name")
+        items = self._each_object(body)
+        if items is None:
+            return self._status(422, "Invalid", "object is missing apiVersion, kind or metadata.name")
+        for obj, meta, key in items:
             if key not in objects:
                 return self._status(404, "NotFound", '%s "%s" not found' % (obj["kind"].lower(), meta["name"]))
             result.append({"key": key, "kind": obj["kind"], "name": meta["name"],
