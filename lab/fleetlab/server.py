@@ -220,6 +220,8 @@ class Lab:
         if kind != "clear" and kind not in FAULT_KINDS:
             return {"error": "unknown fault %r (known: %s)" % (kind, ", ".join(FAULT_KINDS))}
         found = self.pool.lookup(name)
+        if not found and kind == "clear":  # released since: the names it had when the fault began
+            found = [self.pool.get(mid) for mid in self.driver.faulted_as(name)]
         if not found:
             return {"error": "no machine %r in the pool (give its id, MAC, lease name or hostname)" % name}
         if len(found) > 1:

@@ -74,7 +74,8 @@ def test_power_off_holds_the_machine_off_until_cleared(fresh_lab, metal):
     assert _powerstate(metal, mid) == "OFF"
     assert _machine(state, mid)["state"] == "wiping"
 
-    out = run("fault", mac.upper(), "clear", "--state", state)  # by MAC
+    assert _machine(state, mid)["hostname"] != "faulty"  # freed: the member's name is gone
+    out = run("fault", "faulty", "clear", "--state", state)  # by the hostname it had when it failed
     assert out.returncode == 0, out.stderr
     assert "cleared" in out.stdout
     assert _powerstate(metal, mid) == "ON"

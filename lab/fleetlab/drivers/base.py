@@ -199,6 +199,11 @@ class Driver:
             fault = self._faults.get(machine["id"]) if machine else None
             return dict(fault) if fault else None
 
+    def faulted_as(self, name):
+        """Ids of the machines whose fault was injected while they had the lease name or hostname ``name``."""
+        with self._faults_lock:
+            return sorted(mid for mid, fault in self._faults.items() if name in fault.get("names", ()))
+
     def held_off(self, machine):
         """True while a power-off fault holds ``machine`` off."""
         return (self.fault_of(machine) or {}).get("kind") == "power-off"
@@ -218,7 +223,9 @@ class Driver:
         with self._faults_lock:
             fault = self._faults.get(m["id"])
             if fault is None or fault.get("kind") != kind:
-                fault = {"kind": kind, "mac": m["mac"], "since": time.time()}
+                # the names it had: a released machine can still be cleared by them
+                fault = {"kind": kind, "mac": m["mac"], "since": time.time(),
+                         "names": [n for n in (m.get("lease_name"), m.get("hostname")) if n]}
                 self._faults[m["id"]] = fault
                 self._save_faults()
         log.info("fault %s injected on %s (%s)", kind, m["mac"], m["id"])
