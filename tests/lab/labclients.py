@@ -10,6 +10,7 @@ import random
 import sqlite3
 import ssl
 import string
+import time
 import urllib.error
 import urllib.request
 
@@ -129,3 +130,16 @@ def pool_snapshot(lab):
         return out
     finally:
         conn.close()
+
+
+def wait_until(predicate, timeout, what="condition", step=1.0):
+    """The first truthy value of ``predicate()``, polled every ``step`` seconds; an AssertionError
+    naming ``what`` once ``timeout`` seconds have passed."""
+    deadline = time.time() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.time() > deadline:
+            raise AssertionError("%s not reached within %ss" % (what, timeout))
+        time.sleep(step)

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from labclients import Metal, allocate_body, validate
+from labclients import Metal, allocate_body, validate, wait_until
 
 pytestmark = pytest.mark.lab
 
@@ -16,17 +16,6 @@ FLEETLAB = [sys.executable, "-m", "fleetlab"]
 
 def run(*args):
     return subprocess.run(FLEETLAB + list(args), capture_output=True, text=True, timeout=120)
-
-
-def _wait(predicate, timeout, what):
-    deadline = time.time() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.time() > deadline:
-            raise AssertionError("%s not reached within %ss" % (what, timeout))
-        time.sleep(0.2)
 
 
 def _machine(state, mid):
@@ -49,8 +38,8 @@ def test_power_off_holds_the_machine_off_until_cleared(fresh_lab, metal):
     state = fresh_lab.state_dir
     alloc = metal.ok("POST", "/v1/machine/allocate", allocate_body("faulty"))
     mid, mac = alloc["id"], alloc["hardware"]["nics"][0]["mac"]
-    _wait(lambda: metal.ok("GET", "/v1/machine/%s" % mid)["events"]["log"][0]["event"] == "Phoned Home", 30,
-          "the machine provisioned")
+    wait_until(lambda: metal.ok("GET", "/v1/machine/%s" % mid)["events"]["log"][0]["event"] == "Phoned Home", 30,
+               "the machine provisioned", step=0.2)
     assert _powerstate(metal, mid) == "ON"
 
     out = run("fault", "faulty", "power-off", "--state", state)  # by hostname
@@ -81,7 +70,8 @@ def test_power_off_holds_the_machine_off_until_cleared(fresh_lab, metal):
     assert _powerstate(metal, mid) == "ON"
     assert mid not in _faults(state)
     assert _machine(state, mid)["fault"] is None
-    _wait(lambda: _machine(state, mid)["state"] == "unleased", 30, "the wiped machine back in the loop")
+    wait_until(lambda: _machine(state, mid)["state"] == "unleased", 30, "the wiped machine back in the loop",
+               step=0.2)
     lines = run("status", "--state", state, "--limit", "0").stdout.splitlines()
     assert [line for line in lines if line.startswith("MAC")][0].split()[-1] == "ADDRESS"
     again = run("fault", mac, "clear", "--state", state)

@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from labclients import PRIVATE_NET, Metal, Plunder, allocate_body
+from labclients import PRIVATE_NET, Metal, Plunder, allocate_body, wait_until
 
 pytestmark = [pytest.mark.lab, pytest.mark.vm]
 
@@ -47,17 +47,6 @@ def os_image():
     path = images.cached_os()
     print("\nOS image %s ready in %.0f s" % (os.path.basename(path), time.time() - started))
     return path
-
-
-def _wait(predicate, timeout, step=1.0, what="condition"):
-    deadline = time.time() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.time() > deadline:
-            raise AssertionError("%s not reached within %ss" % (what, timeout))
-        time.sleep(step)
 
 
 def _vm_leftovers(state_dir):
@@ -141,7 +130,7 @@ def test_two_vms_loop_lease_install_ssh_wipe(os_image, vm_host, tmp_path):
         macs = sorted(by_mac)
 
         # 1. both VMs network-boot into the loop and are seen on both faces
-        _wait(lambda: set(i["mac"] for i in plunder.unleased()) >= set(macs), 180, what="both VMs in the loop")
+        wait_until(lambda: set(i["mac"] for i in plunder.unleased()) >= set(macs), 180, what="both VMs in the loop")
         t_loop = time.time() - t0
         for m in metal.ok("GET", "/v1/machine"):
             assert m["allocation"] is None
@@ -167,7 +156,7 @@ def test_two_vms_loop_lease_install_ssh_wipe(os_image, vm_host, tmp_path):
             ms = metal.ok("GET", "/v1/machine")
             return all(m["events"]["log"][0]["event"] == "Phoned Home" for m in ms)
 
-        _wait(phoned_home, 420, step=2, what="both machines Phoned Home")
+        wait_until(phoned_home, 420, step=2, what="both machines Phoned Home")
         t_ready = time.time() - t_lease
         for m in metal.ok("GET", "/v1/machine"):
             events = [e["event"] for e in reversed(m["events"]["log"])]
@@ -186,7 +175,7 @@ def test_two_vms_loop_lease_install_ssh_wipe(os_image, vm_host, tmp_path):
                                    "parallelSessions": 0, "actions": [
                                        {"name": "uptime", "type": "command", "timeout": 0, "command": "uptime"}]}]}
         assert plunder.call("POST", "/parlay", parlay) == {}
-        log = _wait(lambda: (lambda p: p if p and p["state"] != "Running" else None)(
+        log = wait_until(lambda: (lambda p: p if p and p["state"] != "Running" else None)(
             plunder.call("GET", "/parlay/logs/10-77-1-10").get("payload")), 60, step=0.5, what="parlay log")
         assert log["state"] == "Completed" and " up " in log["entries"][-1]["entry"]
 
@@ -199,7 +188,7 @@ def test_two_vms_loop_lease_install_ssh_wipe(os_image, vm_host, tmp_path):
             {"name": "wipe", "type": "command", "timeout": 0, "command": guarded_wipe_command(mac_m, mib=100),
              "commandSudo": "root"}]}]}
         assert plunder.call("POST", "/parlay", wrong) == {}
-        refused = _wait(lambda: (lambda p: p if p and p["state"] != "Running" else None)(
+        refused = wait_until(lambda: (lambda p: p if p and p["state"] != "Running" else None)(
             plunder.call("GET", "/parlay/logs/10-77-1-10").get("payload")), 60, step=0.5, what="refused wipe")
         assert refused["state"] == "Failed" and "status 1" in refused["entries"][-1]["error"], refused
         still = _ssh(state, mac_p, key, "cat /etc/hostname && head -c 1048576 /dev/sda | tr -d '\\0' | wc -c")
@@ -218,10 +207,10 @@ def test_two_vms_loop_lease_install_ssh_wipe(os_image, vm_host, tmp_path):
             {"name": "reset", "type": "command", "timeout": 2, "command": "tee /proc/sysrq-trigger",
              "commandSudo": "root", "commandPipeCmd": "echo \"b\""}]}]}
         assert plunder.call("POST", "/parlay", wipe) == {}
-        _wait(lambda: (lambda p: p if p and p["state"] != "Running" and len(p["entries"]) >= 3 else None)(
+        wait_until(lambda: (lambda p: p if p and p["state"] != "Running" and len(p["entries"]) >= 3 else None)(
             plunder.call("GET", "/parlay/logs/10-77-1-10").get("payload")), 120, step=0.5, what="wipe parlay")
         assert plunder.call("DELETE", "/deployment/mac/%s" % mac_p.replace(":", "-")) == {}
-        _wait(lambda: set(i["mac"] for i in plunder.unleased()) >= set(macs), 180, step=1,
+        wait_until(lambda: set(i["mac"] for i in plunder.unleased()) >= set(macs), 180, step=1,
               what="both wiped VMs back in the loop")
         t_back = time.time() - t_wipe
         for m in metal.ok("GET", "/v1/machine"):
@@ -251,7 +240,7 @@ def test_two_vms_loop_lease_install_ssh_wipe(os_image, vm_host, tmp_path):
         t_clear = time.time()
         assert "cleared" in fleetlab("fault", mac_m, "clear")
         assert _domain_active(lab, state, domain)
-        _wait(lambda: any(h["mac"] == mac_m and h["t"] > t_clear and h["answer"] == "loop"
+        wait_until(lambda: any(h["mac"] == mac_m and h["t"] > t_clear and h["answer"] == "loop"
                           for h in map(json.loads, open(os.path.join(state, "vm", "hits.jsonl")))),
               180, step=1, what="the VM back in the loop after the fault")
 
@@ -281,7 +270,7 @@ def test_crashed_lab_is_cleaned_up(os_image, vm_host, tmp_path):
     try:
         _wait_running(lab)
         plunder = Plunder(lab.plunder_config)
-        _wait(lambda: plunder.unleased(), 120, what="the VM in the loop")
+        wait_until(lambda: plunder.unleased(), 120, what="the VM in the loop")
         record = json.load(open(os.path.join(state, "vmlab.json")))
         assert record["domains"] and record["netns"]
     finally:

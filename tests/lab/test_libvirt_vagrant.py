@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from labclients import Metal, Plunder, allocate_body
+from labclients import Metal, Plunder, allocate_body, wait_until
 
 pytestmark = [pytest.mark.lab, pytest.mark.vm]
 
@@ -20,17 +20,6 @@ def vm_host():
     with open("/run/fleetlab-vm-tests.lock", "w") as fh:
         fcntl.flock(fh, fcntl.LOCK_EX)
         yield
-
-
-def _wait(predicate, timeout, what):
-    deadline = time.time() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.time() > deadline:
-            raise AssertionError("%s not reached within %ss" % (what, timeout))
-        time.sleep(1)
 
 
 def test_vagrant_machine_loops_installs_and_wipes(vm_host, tmp_path):
@@ -60,7 +49,7 @@ def test_vagrant_machine_loops_installs_and_wipes(vm_host, tmp_path):
             assert data["phase"] != "failed", data
             return data["phase"] == "ready"
 
-        _wait(running, 1800, "the vagrant lab running")
+        wait_until(running, 1800, "the vagrant lab running")
         plunder = Plunder(lab.plunder_config)
         metal = Metal(lab.metal_url, lab.hmac_keys["edit"])
         (m,) = metal.ok("GET", "/v1/machine")
@@ -70,10 +59,10 @@ def test_vagrant_machine_loops_installs_and_wipes(vm_host, tmp_path):
                              env=vagrantenv._env({"spec": os.path.join(state, "vm", "vagrant-spec.json"),
                                                   "dotfile": os.path.join(state, "vm", "vagrant")}))
         assert "%s,state,running" % (name + "-1") in out.stdout, out.stdout + out.stderr
-        _wait(lambda: [i for i in plunder.unleased() if i["mac"] == mac], 180, "the machine in the loop")
+        wait_until(lambda: [i for i in plunder.unleased() if i["mac"] == mac], 180, "the machine in the loop")
         t = time.time()
         metal.ok("POST", "/v1/machine/allocate", allocate_body("vg-1", uuid=m["id"], ssh_pub_keys=[pub]))
-        _wait(lambda: metal.ok("GET", "/v1/machine/" + m["id"])["events"]["log"][0]["event"] == "Phoned Home",
+        wait_until(lambda: metal.ok("GET", "/v1/machine/" + m["id"])["events"]["log"][0]["event"] == "Phoned Home",
               420, "Phoned Home")
         print("\nvagrant machine: lease -> SSH ready %.1f s" % (time.time() - t))
         access = json.load(open(os.path.join(state, "vm", "ssh.json")))
@@ -83,7 +72,7 @@ def test_vagrant_machine_loops_installs_and_wipes(vm_host, tmp_path):
                               "root@127.0.0.1", "cat /etc/hostname"], capture_output=True, text=True, timeout=120)
         assert res.returncode == 0 and res.stdout.strip() == "vg-1", res.stderr
         metal.ok("DELETE", "/v1/machine/%s/free" % m["id"])
-        _wait(lambda: [i for i in plunder.unleased() if i["mac"] == mac], 180, "the freed machine back in the loop")
+        wait_until(lambda: [i for i in plunder.unleased() if i["mac"] == mac], 180, "the freed machine back in the loop")
     finally:
         lab.stop(timeout=120)
     assert not os.path.exists("/run/netns/" + name)
