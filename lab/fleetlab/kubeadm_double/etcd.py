@@ -116,9 +116,7 @@ class Etcd:
 
     # --- membership and health ----------------------------------------------------------------
     def members(self):
-        return [{"id": m["ID"], "name": m.get("name", ""), "peer_urls": m.get("peerURLs", []),
-                 "client_urls": m.get("clientURLs", [])}
-                for m in self.call("/v3/cluster/member/list", {}).get("members", [])]
+        return self._members_of(self.call("/v3/cluster/member/list", {}))
 
     def add_member(self, peer_urls):
         answer = self.call("/v3/cluster/member/add", {"peerURLs": list(peer_urls)})

@@ -326,11 +326,15 @@ def _etcd_flags(cluster, address):
             "--etcd-keyfile=%s/apiserver-etcd-client.key" % PKI_DIR]
 
 
-def local_etcd(node, address, timeout=5.0):
-    """A client of this control plane's own etcd member, with the API server's etcd client certificate."""
-    return etcd.Etcd([etcd.url(_etcd_local_host(address), etcd.CLIENT_PORT)], node.path(PKI_DIR + "/etcd/ca.crt"),
-                     node.path(PKI_DIR + "/apiserver-etcd-client.crt"),
+def etcd_client(node, endpoints, ca_file=PKI_DIR + "/etcd/ca.crt", timeout=5.0):
+    """A client of the stacked etcd cluster with the API server's etcd client certificate."""
+    return etcd.Etcd(endpoints, node.path(ca_file), node.path(PKI_DIR + "/apiserver-etcd-client.crt"),
                      node.path(PKI_DIR + "/apiserver-etcd-client.key"), timeout=timeout)
+
+
+def local_etcd(node, address, timeout=5.0):
+    """A client of this control plane's own etcd member."""
+    return etcd_client(node, [etcd.url(_etcd_local_host(address), etcd.CLIENT_PORT)], timeout=timeout)
 
 
 def write_control_plane_manifests(node, cluster, address, bind_port, version):
@@ -855,9 +859,7 @@ def _join_etcd(node, cluster, name, address, timeout):
     if not peers:
         raise KubeadmError("error execution phase control-plane-join/etcd: no control-plane node with an address "
                            "was found to reach the etcd cluster")
-    client = etcd.Etcd([etcd.url(a, etcd.CLIENT_PORT) for a in peers], node.path(PKI_DIR + "/etcd/ca.crt"),
-                       node.path(PKI_DIR + "/apiserver-etcd-client.crt"),
-                       node.path(PKI_DIR + "/apiserver-etcd-client.key"))
+    client = etcd_client(node, [etcd.url(a, etcd.CLIENT_PORT) for a in peers])
     peer = etcd.url(address, etcd.PEER_PORT)
     # etcd refuses a new member until the last one has been connected for a while ("unhealthy
     # cluster"): retried within a bound, as kubeadm does
@@ -889,9 +891,7 @@ def _remove_etcd_member(node):
     flags = dict(arg[2:].split("=", 1) for arg in command[1:] if arg.startswith("--") and "=" in arg)
     peer = flags.get("initial-advertise-peer-urls", "")
     try:
-        local = etcd.Etcd(flags["listen-client-urls"].split(","), node.path(flags["trusted-ca-file"]),
-                          node.path(PKI_DIR + "/apiserver-etcd-client.crt"),
-                          node.path(PKI_DIR + "/apiserver-etcd-client.key"))
+        local = etcd_client(node, flags["listen-client-urls"].split(","), flags["trusted-ca-file"])
         members = local.members()
         mine = [m for m in members if peer in m["peer_urls"]]
         if not mine:
