@@ -84,6 +84,13 @@ def test_create_and_delete_cluster_lease_phases(lab, tmp_path, provider):
     proc, data = _run("create-cluster.yml", vars_file, lab, "--tags", "lease", "-e", "cluster_ssh_map_file=%s" % ssh_map)
     assert proc.returncode == 0, proc.stdout[-4000:]
     assert not any(r.get("changed") for r in _task(data, "Lease the machines of"))
+    # and in check mode (what `--check` over a running cluster does first): the same members, nothing leased
+    proc, check = _run("create-cluster.yml", vars_file, lab, "--tags", "lease", "--check", "--diff",
+                       "-e", "cluster_ssh_map_file=%s" % ssh_map)
+    assert proc.returncode == 0, proc.stdout[-4000:]
+    planned = [r for r in _task(check, "Lease the machines of")]
+    assert planned and not any(r.get("changed") for r in planned)
+    assert sorted(m["mac"] for r in planned for m in r.get("machines", [])) == sorted(m["mac"] for m in leased)
     host_vars = {item["add_host"]["host_name"]: item["add_host"]["host_vars"]
                  for r in _task(data, "Add to the inventory") for item in r["results"]}
     ports = {m["mac"]: 2200 + i for i, m in enumerate(leased)}

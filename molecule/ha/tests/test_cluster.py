@@ -1,4 +1,5 @@
-"""The metal scenario runs the same testinfra checks as the default (plunder) one."""
+"""The node checks every scenario runs (molecule/default/tests/test_cluster.py), on the three
+control planes of the HA cluster."""
 import importlib.util
 import os
 
