@@ -70,6 +70,7 @@ def test_verify_waits_for_ready_nodes_through_the_api(double_cluster, tmp_path):
     proc, _data = _verify(tmp_path, admin, 2, timeout=3)
     assert proc.returncode != 0
     manifest = cp.file("/root/flannel.yaml", yaml.safe_dump_all([
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "kube-flannel"}},
         {"apiVersion": "apps/v1", "kind": "DaemonSet",
          "metadata": {"name": "kube-flannel-ds", "namespace": "kube-flannel"}, "spec": {}}]))
     cp.run("kubectl", "--kubeconfig", admin, "apply", "-f", manifest, check=True)

