@@ -121,6 +121,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
     # --- helpers --------------------------------------------------------------------------
     # replies are kept until the state is written: a write conflict re-runs the request
     def _send(self, status, body, warnings=()):
+        if status == 200 and self.command == "GET" and body.get("kind", "").endswith(("List", "Node")) \
+                and objects.wants_table(self.headers.get("Accept")) and body.get("kind") != "APIResourceList" \
+                and "metadata" in body:
+            body = objects.table(body)
         self._reply = (status, "application/json", json.dumps(body).encode(), warnings)
 
     def _text(self, status, text):

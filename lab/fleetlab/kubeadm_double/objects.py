@@ -570,3 +570,67 @@ class Objects:
                                                        "budget.", name=name, kind="pods")
         self.delete(pods, ns, name)
         return 201, {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}
+
+
+# --- tables (what kubectl get prints when it asks for as=Table) ------------------------------------
+def _age(created):
+    """kubectl's short human duration of the time since created."""
+    try:
+        then = datetime.datetime.strptime(created, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=datetime.timezone.utc)
+    except (TypeError, ValueError):
+        return "<unknown>"
+    s = max(0, int((datetime.datetime.now(datetime.timezone.utc) - then).total_seconds()))
+    if s < 120:
+        return "%ds" % s
+    m = s // 60
+    if m < 10:
+        return "%dm%ds" % (m, s % 60) if s % 60 else "%dm" % m
+    if m < 180:
+        return "%dm" % m
+    h = m // 60
+    if h < 8:
+        return "%dh%dm" % (h, m % 60) if m % 60 else "%dh" % h
+    if h < 48:
+        return "%dh" % h
+    return "%dd" % (h // 24)
+
+
+def _node_cells(node):
+    ready = [c["status"] for c in node["status"]["conditions"] if c["type"] == "Ready"]
+    status = {"True": "Ready", "False": "NotReady"}.get(ready[0] if ready else "", "Unknown")
+    if (node.get("spec") or {}).get("unschedulable"):
+        status += ",SchedulingDisabled"
+    roles = sorted(k.split("/", 1)[1] for k in node["metadata"].get("labels", {})
+                   if k.startswith("node-role.kubernetes.io/"))
+    info = node["status"].get("nodeInfo", {})
+    internal = [a["address"] for a in node["status"].get("addresses", []) if a["type"] == "InternalIP"]
+    return [node["metadata"]["name"], status, ",".join(roles) or "<none>", _age(node["metadata"]["creationTimestamp"]),
+            info.get("kubeletVersion", ""), internal[0] if internal else "<none>", "<none>", info.get("osImage", ""),
+            info.get("kernelVersion", ""), info.get("containerRuntimeVersion", "")]
+
+
+_NODE_COLUMNS = [("Name", 0), ("Status", 0), ("Roles", 0), ("Age", 0), ("Version", 0), ("Internal-IP", 1),
+                 ("External-IP", 1), ("OS-Image", 1), ("Kernel-Version", 1), ("Container-Runtime", 1)]
+
+
+def wants_table(accept):
+    return "as=Table" in (accept or "") and "g=meta.k8s.io" in (accept or "")
+
+
+def table(body):
+    """A Table of an object or a list, with the columns kubectl shows for nodes and NAME, AGE otherwise."""
+    items = body["items"] if "items" in body else [body]
+    nodes = body.get("kind") in ("Node", "NodeList")
+    columns = _NODE_COLUMNS if nodes else [("Name", 0), ("Age", 0)]
+    rows = []
+    for obj in items:
+        meta = obj["metadata"]
+        cells = _node_cells(obj) if nodes else [meta["name"], _age(meta.get("creationTimestamp"))]
+        rows.append({"cells": cells, "object": {
+            "kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1",
+            "metadata": {k: v for k, v in meta.items() if k != "managedFields"}}})
+    return {"kind": "Table", "apiVersion": "meta.k8s.io/v1",
+            "metadata": {"resourceVersion": (body.get("metadata") or {}).get("resourceVersion", "")},
+            "columnDefinitions": [{"name": name, "type": "string", "format": "name" if name == "Name" else "",
+                                   "description": name, "priority": priority} for name, priority in columns],
+            "rows": rows}

@@ -460,6 +460,10 @@ def test_real_kubectl_cordon_drain_delete_node_and_objects(cluster):
     assert drained.returncode == 0 and "node/cp1 drained" in drained.stdout, drained.stderr
     node = _wait_nodes(admin, ["cp1"])["cp1"]
     assert node.spec.unschedulable and "node.kubernetes.io/unschedulable" in [t.key for t in node.spec.taints]
+    # the server's table, as kubectl prints it
+    table = kubectl("get", "nodes").stdout.splitlines()
+    assert table[0].split() == ["NAME", "STATUS", "ROLES", "AGE", "VERSION"]
+    assert table[1].split()[:3] == ["cp1", "NotReady,SchedulingDisabled", "control-plane"]
     assert kubectl("uncordon", "cp1").returncode == 0
     assert not _wait_nodes(admin, ["cp1"])["cp1"].spec.unschedulable
     assert "NotFound" in kubectl("cordon", "nosuch").stderr
