@@ -60,8 +60,22 @@ class Member:
         self.address = address
 
 
-def wanted_members(params):
-    """Members from ``count`` or ``machines``; selectors merged (per machine wins)."""
+def _count_indexes(params, count, held):
+    """The member indexes a ``count`` lease wants: the members it holds first (but those named in
+    ``drop_first``, then the highest), the lowest free indexes for the rest. A lease holding 0..k-1
+    wants 0..count-1 as before; one with a hole (a member removed by name) keeps its members."""
+    template = params.get("hostname_template") or DEFAULT_TEMPLATE
+    drop = set(params.get("drop_first") or ())
+    names = [(index, render_hostname(template, params["name"], index)) for index in range(count + len(held))]
+    kept = [i for i, n in names if n in held and n not in drop] + [i for i, n in names if n in held and n in drop]
+    kept = sorted(kept[:count])
+    free = [i for i, n in names if n not in held][:count - len(kept)]
+    return sorted(kept + free)
+
+
+def wanted_members(params, held=None):
+    """Members from ``count`` or ``machines``; selectors merged (per machine wins). ``held``: the
+    member names the lease holds now (see _count_indexes); without it, indexes 0..count-1."""
     name = params["name"]
     template = params.get("hostname_template") or DEFAULT_TEMPLATE
     base = dict((k, params.get(k)) for k in SELECTOR_KEYS if params.get(k))
@@ -90,7 +104,7 @@ def wanted_members(params):
         if count > MAX_MEMBERS:
             raise PoolError("lease %s: count %d is more than one lease may hold (%d); split it into several leases"
                             % (name, count, MAX_MEMBERS))
-        for index in range(count):
+        for index in (_count_indexes(params, count, set(held)) if held else range(count)):
             mname = render_hostname(template, name, index)
             address = addresses[index] if index < len(addresses) else None
             members.append(Member(mname, index, mname, dict(base), address=address))
@@ -356,6 +370,8 @@ def ensure_present(provider, params, check_mode=False, workers=8):
             provider.release_machine(machine)
         del by_name[machine.lease_name]
         existing = [m for m in existing if m.id != machine.id]
+    if not params.get("machines") and by_name:
+        members = wanted_members(params, held=by_name)
     for member in members:
         have = by_name.get(member.name)
         if have is not None and member.mac and have.mac != member.mac:

@@ -50,8 +50,19 @@ options:
   count:
     description:
       - Number of machines the lease holds. Members are named from O(hostname_template).
+      - The members the lease already holds count first, new members take the lowest free indexes;
+        a lease whose member V(demo-0) was removed keeps V(demo-1) when O(count) drops to 1.
       - Defaults to 1 when O(machines) is not given.
     type: int
+  drop_first:
+    description:
+      - When the lease holds more members than O(count), the members named here are the first
+        reported as surplus (RV(machines[].surplus)), before the highest indexes.
+      - Names the lease does not hold are ignored. Nothing is released here; see O(state=absent)
+        and M(baremetal.fleet.wipe).
+    type: list
+    elements: str
+    default: []
   machines:
     description: Explicit members, each with its own name and optional selectors or a fixed machine.
     type: list
@@ -252,6 +263,7 @@ def main():
             name=dict(type="str", required=True),
             state=dict(type="str", default="present", choices=["present", "absent"]),
             count=dict(type="int"),
+            drop_first=dict(type="list", elements="str", default=[]),
             machines=dict(type="list", elements="dict", options=machine_spec),
             spread_by=dict(type="str", choices=["rack", "vendor", "size", "partition"]),
             addresses=dict(type="list", elements="str"),

@@ -274,6 +274,22 @@ def test_scale_plan_and_scale_in_refusal(fresh_lab, tmp_path):
     refusal = list(_task(data, "Refuse to scale in unless asked"))[0]["msg"]
     assert "scale-worker-1 would be drained" in refusal and "cluster_scale_in: true" in refusal
     assert members() == before
+    # scale in by name: the named member goes instead of the highest index (planned in check mode)
+    vars_file.write_text(yaml.safe_dump(dict(cluster, cluster_worker_count=1, cluster_scale_in=True,
+                                             cluster_remove_members=["scale-worker-0"])))
+    proc, data = _run("create-cluster.yml", vars_file, fresh_lab, "--tags", "lease", "--check", "--diff")
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    assert list(_task(data, "The plan"))[0]["msg"] == [
+        "remove scale-worker-0: drain, kubeadm reset, delete the node, wipe and release"]
+    # a name the cluster does not have, or one the counts keep: refused before anything changes
+    for named, count, message in ((["scale-worker-9"], 1, "which scale does not have"),
+                                  (["scale-worker-0"], 2, "but the counts keep them")):
+        vars_file.write_text(yaml.safe_dump(dict(cluster, cluster_worker_count=count, cluster_scale_in=True,
+                                                 cluster_remove_members=named)))
+        proc, data = _run("create-cluster.yml", vars_file, fresh_lab, "--tags", "lease")
+        assert proc.returncode != 0
+        assert message in list(_task(data, "Check the members named for removal"))[0]["msg"]
+    assert members() == before
     # a re-run at the same counts plans nothing
     vars_file.write_text(yaml.safe_dump(cluster))
     proc, data = _run("create-cluster.yml", vars_file, fresh_lab, "--tags", "lease")

@@ -51,6 +51,32 @@ def test_lease_is_idempotent_and_released(fresh_lab, backend):
 
 
 @pytest.mark.parametrize("backend", PROVIDERS)
+def test_members_named_first_go_first_and_a_removed_member_leaves_a_hole(fresh_lab, backend):
+    """Scale in by name: drop_first picks the surplus; once it is released, the lower count keeps
+    the others (no new lease for the freed index); a higher count fills the hole first."""
+    prov = provider(fresh_lab, backend)
+    wait_for(lambda: len(prov.list_machines(status="unleased")) >= 4)
+    name = unique("hole")
+    params = lease_params(backend, name, count=3, state="present")
+    first = leasing.ensure_present(prov, params)
+    macs = dict((m["name"], m["mac"]) for m in first["machines"])
+    plan = leasing.ensure_present(prov, dict(params, count=2, drop_first=["%s-0" % name, "nosuch"]), check_mode=True)
+    assert not plan["changed"]
+    assert [m["name"] for m in plan["machines"] if m.get("surplus")] == ["%s-0" % name]
+    assert [m["name"] for m in plan["machines"] if not m.get("surplus")] == ["%s-1" % name, "%s-2" % name]
+    held = [m for m in prov.lease_members(name, template="{name}-{index}", project=params.get("project"))
+            if m.lease_name == "%s-0" % name]
+    prov.release_machine(held[0])
+    kept = leasing.ensure_present(prov, dict(params, count=2))
+    assert not kept["changed"] and not any(m.get("surplus") for m in kept["machines"])
+    assert dict((m["name"], m["mac"]) for m in kept["machines"]) == {
+        "%s-1" % name: macs["%s-1" % name], "%s-2" % name: macs["%s-2" % name]}
+    grown = leasing.ensure_present(prov, dict(params, count=3))
+    assert [m["name"] for m in grown["machines"] if m["changed"]] == ["%s-0" % name]
+    leasing.ensure_absent(prov, params)
+
+
+@pytest.mark.parametrize("backend", PROVIDERS)
 def test_check_mode_predicts_and_writes_nothing(lab, backend):
     prov = provider(lab, backend)
     name = unique("chk")
