@@ -12,7 +12,8 @@ started=$(date +%s)
 
 step "pytest (unit, integration, lab)"
 # exit code 5 (no tests collected) is a failure too. Two workers (pytest-xdist): most of the time
-# goes to waiting on playbooks, lab daemons and VMs, and every test has its own lab and ports.
+# goes to waiting on playbooks, lab daemons and VMs; every test has its own lab and ports, and the
+# kubeadm double's clusters (etcd on 127.0.0.1:2379) take turns (the double_cluster_lock fixture).
 python -m pytest ${PYTEST_ARGS:--n 2} tests
 
 # The whole journey on lab VMs (create, converge, idempotence, testinfra verify, day 2, destroy),

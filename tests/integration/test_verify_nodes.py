@@ -11,7 +11,7 @@ import tempfile
 import pytest
 import yaml
 
-from fleetlab.kubeadm_double.testing import INIT_CONFIG, NodeRoot, free_port
+from fleetlab.kubeadm_double.testing import INIT_CONFIG, NodeRoot, cluster_lock, free_port
 
 from playbook_runner import ROOT
 
@@ -20,6 +20,12 @@ pytestmark = [pytest.mark.integration, pytest.mark.lab]
 
 @pytest.fixture
 def double_cluster():
+    # etcd's ports on 127.0.0.1: one cluster of the double at a time on this host
+    with cluster_lock():
+        yield from _double_cluster()
+
+
+def _double_cluster():
     base = tempfile.mkdtemp(prefix="kv-", dir="/tmp")
     nodes = []
     try:

@@ -34,4 +34,17 @@ so that tests never touch the real ``/etc`` or ``/proc``.
 """
 
 DOUBLE_BANNER = "fleetlab kubeadm TEST DOUBLE (not kubeadm)"
-KUBERNETES_VERSION = "v1.31.4"
+#: the version the double is when nothing says otherwise (tests on the host)
+DEFAULT_VERSION = "v1.31.4"
+
+
+def own_version():
+    """The Kubernetes version this program is: its package bakes it into the wrapper
+    (FLEET_DOUBLE_VERSION), the kubelet passes a static pod its image's tag; else the default."""
+    import os
+    import re
+    version = os.environ.get("FLEET_DOUBLE_VERSION") or DEFAULT_VERSION
+    version = "v" + version.lstrip("v")
+    if not re.match(r"^v\d+\.\d+\.\d+$", version):
+        raise SystemExit("FLEET_DOUBLE_VERSION %r is not a Kubernetes version (vMAJOR.MINOR.PATCH)" % version)
+    return version

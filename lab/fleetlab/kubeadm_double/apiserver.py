@@ -21,7 +21,7 @@ import urllib.parse
 from cryptography import x509
 from cryptography.x509.oid import NameOID
 
-from . import KUBERNETES_VERSION, objects, pki, store
+from . import objects, own_version, pki, store
 
 ADMIN_GROUPS = ("kubeadm:cluster-admins", "system:masters")
 NODE_GRACE_SECONDS = float(os.environ.get("FLEET_DOUBLE_NODE_GRACE", "40"))
@@ -49,8 +49,9 @@ def token_valid(state, token):
 
 
 def version_info():
-    major, minor = KUBERNETES_VERSION.lstrip("v").split(".")[:2]
-    return {"major": major, "minor": minor, "gitVersion": KUBERNETES_VERSION,
+    version = own_version()
+    major, minor = version.lstrip("v").split(".")[:2]
+    return {"major": major, "minor": minor, "gitVersion": version,
             "gitCommit": "fleetlab-kubeadm-double", "gitTreeState": "clean",
             "buildDate": "2026-01-01T00:00:00Z", "goVersion": "none (test double)",
             "compiler": "python", "platform": "linux/amd64"}
@@ -104,7 +105,7 @@ def node_object(state, name):
                 "bootID": info.get("bootID", ""), "kernelVersion": info.get("kernelVersion", ""),
                 "osImage": info.get("osImage", ""),
                 "containerRuntimeVersion": info.get("containerRuntimeVersion", ""),
-                "kubeletVersion": KUBERNETES_VERSION, "kubeProxyVersion": KUBERNETES_VERSION,
+                "kubeletVersion": info.get("kubeletVersion", ""), "kubeProxyVersion": info.get("kubeletVersion", ""),
                 "operatingSystem": "linux", "architecture": "amd64"},
         },
     }

@@ -11,19 +11,21 @@ Needs ``dpkg-deb``.
 """
 import argparse
 import os
+import re
 import shutil
 import subprocess
 import tempfile
 
-from . import KUBERNETES_VERSION
+from . import DEFAULT_VERSION
 
 LIB_DIR = "/usr/lib/fleetlab-kubernetes-double"
 LIB_PACKAGE = "fleetlab-kubernetes-double"
 LIB_DEPENDS = "python3 (>= 3.9), python3-yaml, python3-cryptography"
 
 WRAPPER = """#!/bin/sh
-# fleetlab TEST DOUBLE of %(tool)s -- not the real program; lab machines only.
-PYTHONPATH=%(lib)s${PYTHONPATH:+:$PYTHONPATH} exec /usr/bin/python3 -m fleetlab.kubeadm_double %(tool)s "$@"
+# fleetlab TEST DOUBLE of %(tool)s -- not the real program; lab machines only. It is %(version)s.
+FLEET_DOUBLE_VERSION=%(version)s PYTHONPATH=%(lib)s${PYTHONPATH:+:$PYTHONPATH} \\
+    exec /usr/bin/python3 -m fleetlab.kubeadm_double %(tool)s "$@"
 """
 
 # the same unit and drop-in the upstream kubelet and kubeadm packages ship
@@ -116,7 +118,9 @@ def _add_etcd_image(lib, etcd_deb):
 
 
 def build(out_dir, version=None, etcd_deb=None):
-    version = version or KUBERNETES_VERSION.lstrip("v") + "-1.1"
+    version = version or DEFAULT_VERSION.lstrip("v") + "-1.1"
+    if not re.match(r"^\d+\.\d+\.\d+-[0-9A-Za-z.+~]+$", version):
+        raise SystemExit("build-debs: --version %r is not a package version like 1.31.4-1.1" % version)
     os.makedirs(out_dir, exist_ok=True)
     here = os.path.dirname(os.path.abspath(__file__))
     built = []
@@ -139,7 +143,8 @@ def build(out_dir, version=None, etcd_deb=None):
         }
         for tool, files in extra.items():
             staging = os.path.join(tmp, tool)
-            _write(staging, "/usr/bin/" + tool, WRAPPER % {"tool": tool, "lib": LIB_DIR}, 0o755)
+            _write(staging, "/usr/bin/" + tool, WRAPPER % {"tool": tool, "lib": LIB_DIR,
+                                                           "version": "v" + version.split("-")[0]}, 0o755)
             for path, text in files.items():
                 _write(staging, path, text)
             depends = "%s (= %s)" % (LIB_PACKAGE, version)

@@ -24,7 +24,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.x509.oid import NameOID
 
-from . import DOUBLE_BANNER, KUBERNETES_VERSION, etcd, pki, preflight, schema, store
+from . import DOUBLE_BANNER, etcd, own_version, pki, preflight, schema, store
 from .client import APIError, Client
 
 KUBE_DIR = "/etc/kubernetes"
@@ -88,8 +88,8 @@ def _minor(version):
 
 def check_version(requested):
     if requested in (None, "stable"):
-        return KUBERNETES_VERSION
-    own = _minor(KUBERNETES_VERSION)
+        return own_version()
+    own = _minor(own_version())
     want = _minor(requested)
     if want > own:
         raise KubeadmError("the specified version to deploy (%s) is at least one minor release higher than "
@@ -1116,7 +1116,7 @@ def cmd_certs_renew(node, args):
 
 def cmd_version(node, args):
     if args.output == "short":
-        out(KUBERNETES_VERSION)
+        out(own_version())
     elif args.output == "json":
         from .apiserver import version_info
         out(json.dumps({"clientVersion": version_info()}, indent=2))
@@ -1124,7 +1124,7 @@ def cmd_version(node, args):
         from .apiserver import version_info
         out(yaml.safe_dump({"clientVersion": version_info()}))
     else:
-        out("kubeadm version: &version.Info{GitVersion:\"%s\", %s}" % (KUBERNETES_VERSION, DOUBLE_BANNER))
+        out("kubeadm version: &version.Info{GitVersion:\"%s\", %s}" % (own_version(), DOUBLE_BANNER))
     return 0
 
 

@@ -18,7 +18,7 @@ import time
 
 import yaml
 
-from . import pki, preflight, schema
+from . import own_version, pki, preflight, schema
 from .client import APIError, Client
 
 
@@ -65,13 +65,15 @@ def _node_info(root, runtime_endpoint):
             os_image = line.split("=", 1)[1].strip('"')
     return {"machineID": read("/etc/machine-id"), "systemUUID": read("/sys/class/dmi/id/product_uuid"),
             "bootID": read("/proc/sys/kernel/random/boot_id"), "kernelVersion": platform.release(),
-            "osImage": os_image, "containerRuntimeVersion": "containerd://(via %s)" % runtime_endpoint}
+            "osImage": os_image, "containerRuntimeVersion": "containerd://(via %s)" % runtime_endpoint,
+            "kubeletVersion": own_version()}
 
 
 class Kubelet:
     def __init__(self, root, args, config):
         self.root, self.args, self.config = root, args, config
         self.children = {}
+        self.specs = {}
         self.backoff = {}
         self.registered = False
         self.stop = False
@@ -88,9 +90,11 @@ class Kubelet:
                 for container in (pod.get("spec") or {}).get("containers") or []:
                     command = container.get("command") or []
                     if command and command[0] in RUNNABLE:
-                        wanted[name] = command
+                        wanted[name] = (command, container.get("image") or "")
         for name, proc in list(self.children.items()):
-            if name not in wanted or proc.poll() is not None:
+            # a rewritten manifest (an upgrade, a renewal) replaces the pod, as the kubelet does
+            changed = name in wanted and wanted[name] != self.specs.get(name)
+            if name not in wanted or changed or proc.poll() is not None:
                 if proc.poll() is None:
                     proc.terminate()
                     try:
@@ -98,21 +102,25 @@ class Kubelet:
                     except subprocess.TimeoutExpired:
                         proc.kill()
                         proc.wait(5)
-                else:  # it died: restart it with a growing back-off, as the kubelet does
+                elif not changed:  # it died: restart it with a growing back-off, as the kubelet does
                     delay = min(2 * self.backoff.get(name, (0, 5))[1], 60)
                     self.backoff[name] = (time.time() + delay, delay)
                     sys.stderr.write("kubelet-double: static pod %s exited (%s), back-off %ds\n"
                                      % (name, proc.returncode, delay))
                 del self.children[name]
                 self._forget_pid(name)
-        for name, command in wanted.items():
+        for name, (command, image) in wanted.items():
             if name in self.children or time.time() < self.backoff.get(name, (0, 0))[0]:
                 continue
+            # the image's tag is the version of the program in it
+            tag = image.rpartition(":")[2]
+            env = dict(os.environ, FLEET_DOUBLE_VERSION=tag) if command[0] == "kube-apiserver" and tag else None
             log_path = _rooted(self.root, LOG_FILES[command[0]])
             os.makedirs(os.path.dirname(log_path), exist_ok=True)
             with open(log_path, "ab") as log:
                 try:
-                    self.children[name] = subprocess.Popen(self._argv(command), stdout=log, stderr=log)
+                    self.children[name] = subprocess.Popen(self._argv(command), stdout=log, stderr=log, env=env)
+                    self.specs[name] = (command, image)
                 except OSError as exc:
                     sys.stderr.write("kubelet-double: cannot start static pod %s: %s\n" % (name, exc))
                     self.backoff[name] = (time.time() + 10, 10)
@@ -203,8 +211,8 @@ def main(argv, root):
     parser.add_argument("--version", action="store_true")
     args = parser.parse_args(argv)  # unknown flags are fatal, as for the real kubelet
     if args.version:
-        from . import KUBERNETES_VERSION
-        print("Kubernetes %s (fleetlab kubelet TEST DOUBLE)" % KUBERNETES_VERSION)
+        from . import own_version
+        print("Kubernetes %s (fleetlab kubelet TEST DOUBLE)" % own_version())
         return 0
     if not args.config or not os.path.exists(_rooted(root, args.config)):
         sys.stderr.write('kubelet-double: failed to load kubelet config file, path: %s: no such file\n'

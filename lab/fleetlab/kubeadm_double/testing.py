@@ -6,6 +6,8 @@ answers like containerd's gRPC server, and a supervisor that restarts the kubele
 systemd would (``Restart=always``, and a restart when kubeadm rewrites its flags).
 """
 
+import contextlib
+import fcntl
 import os
 import shlex
 import shutil
@@ -18,6 +20,19 @@ import time
 
 
 DOUBLE = [sys.executable, "-m", "fleetlab.kubeadm_double"]
+
+
+@contextlib.contextmanager
+def cluster_lock(path="/tmp/fleetlab-kubeadm-double-tests.lock"):
+    """Held while a test runs clusters of the double: their etcd members listen on fixed ports
+    (2379/2380 of 127.0.0.x), so tests in parallel processes (pytest-xdist workers, two test runs
+    on one host) take turns."""
+    with open(path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def real_kubectl():

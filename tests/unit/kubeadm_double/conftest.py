@@ -5,11 +5,17 @@ import tempfile
 
 import pytest
 
-from fleetlab.kubeadm_double.testing import NodeRoot
+from fleetlab.kubeadm_double.testing import NodeRoot, cluster_lock
 
 
 @pytest.fixture
-def make_node():
+def double_cluster_lock():
+    with cluster_lock():
+        yield
+
+
+@pytest.fixture
+def make_node(double_cluster_lock):
     nodes = []
     # short paths: unix socket names are limited to 108 bytes (pytest's tmp_path can be longer)
     base = tempfile.mkdtemp(prefix="kd-", dir="/tmp")
