@@ -24,7 +24,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.x509.oid import NameOID
 
-from . import DOUBLE_BANNER, etcd, own_version, pki, preflight, schema, store
+from . import DOUBLE_BANNER, etcd, own_version, pki, preflight, schema, store, upgrade
 from .client import APIError, Client
 
 KUBE_DIR = "/etc/kubernetes"
@@ -1197,6 +1197,7 @@ def build_parser():
     renew.add_argument("target")
     renew.add_argument("--config")
 
+    upgrade.add_parser(sub)
     config = sub.add_parser("config")
     config_sub = config.add_subparsers(dest="config_command", required=True)
     validate = config_sub.add_parser("validate")
@@ -1223,6 +1224,8 @@ def main(argv, root):
             return cmd_reset(node, args)
         if args.command == "version":
             return cmd_version(node, args)
+        if args.command == "upgrade":
+            return upgrade.main(node, args)
         if args.command == "certs":
             if args.certs_command == "renew":
                 return cmd_certs_renew(node, args)

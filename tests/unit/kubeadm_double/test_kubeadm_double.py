@@ -567,3 +567,66 @@ def test_object_api_is_strict_like_the_real_one(cluster):
     # deleting the namespace takes its objects
     assert kubectl("delete", "-f", namespace).returncode == 0
     assert "NotFound" in kubectl("get", "-f", mine).stderr
+
+
+# --- upgrades ----------------------------------------------------------------------------------------
+
+def test_upgrade_version_policy(monkeypatch):
+    from fleetlab.kubeadm_double import upgrade
+    monkeypatch.setenv("FLEET_DOUBLE_VERSION", "v1.33.0")
+    assert upgrade.policy("v1.32.0", "v1.31.4", {"w1": "v1.31.4"}) == []
+    assert "higher than the kubeadm version" in upgrade.policy("v1.34.0", "v1.33.0", {})[0]
+    assert "one minor release higher" in upgrade.policy("v1.33.0", "v1.31.4", {})[0]
+    assert "one minor release lower" in upgrade.policy("v1.30.9", "v1.31.4", {})[0]
+    assert "lower than the cluster version" in upgrade.policy("v1.31.2", "v1.31.4", {})[0]
+    assert upgrade.policy("v1.31.2", "v1.31.4", {}, force=True) == []
+    newer = upgrade.policy("v1.32.0", "v1.31.4", {"w1": "v1.33.0"})
+    assert len(newer) == 1 and "w1 is newer" in newer[0]
+
+
+def test_upgrade_plan_apply_and_node(cluster, make_node):
+    """kubeadm upgrade with the packages of two versions: the new kubeadm plans and applies, the
+    API server comes back at the new version, a re-run changes nothing, a worker follows."""
+    cp, port, out = cluster
+    admin = os.path.join(cp.path, "etc/kubernetes/admin.conf")
+    token, ca_hash, _key = _join_values(out)
+    worker = make_node("w1")
+    worker.start_kubelet()
+    worker.kubeadm("join", "127.0.0.1:%d" % port, "--token", token, "--discovery-token-ca-cert-hash", ca_hash,
+                   check=True)
+
+    def kubeadm(node, version, *args):
+        node.extra_env["FLEET_DOUBLE_VERSION"] = version  # the kubeadm package at that version
+        try:
+            return node.kubeadm("upgrade", *args)
+        finally:
+            del node.extra_env["FLEET_DOUBLE_VERSION"]
+
+    assert "up-to-date" in kubeadm(cp, "v1.31.4", "plan").stdout
+    older_kubeadm = kubeadm(cp, "v1.31.4", "apply", "v1.32.1", "-y")
+    assert older_kubeadm.returncode == 1 and "higher than the kubeadm version" in older_kubeadm.stderr
+    plan = kubeadm(cp, "v1.32.1", "plan")
+    assert plan.returncode == 0 and "kubeadm upgrade apply v1.32.1" in plan.stdout, plan.stderr
+    for target, message in (("v1.33.0", "higher than the kubeadm version"), ("1.32", "not a Kubernetes version"),
+                            ("v1.31.1", "Skippable errors may be skipped with --force")):
+        refused = kubeadm(cp, "v1.32.1", "apply", target, "-y")
+        assert refused.returncode == 1 and message in refused.stderr, refused.stderr
+    assert "pass --yes" in kubeadm(cp, "v1.32.1", "apply", "v1.32.1").stderr
+    manifest = os.path.join(cp.path, "etc/kubernetes/manifests/kube-apiserver.yaml")
+    before = open(manifest).read()
+    dry = kubeadm(cp, "v1.32.1", "apply", "v1.32.1", "--dry-run")
+    assert dry.returncode == 0 and "Would write" in dry.stdout and open(manifest).read() == before
+    applied = kubeadm(cp, "v1.32.1", "apply", "v1.32.1", "-y", "--timeout", "60")
+    assert applied.returncode == 0 and 'upgraded to "v1.32.1"' in applied.stdout, applied.stderr
+    assert "kube-apiserver:v1.32.1" in open(manifest).read()
+    from kubernetes import client, config
+    api_client = config.new_client_from_config(config_file=admin)
+    assert client.VersionApi(api_client).get_code().git_version == "v1.32.1"
+    cm = client.CoreV1Api(api_client).read_namespaced_config_map("kubeadm-config", "kube-system")
+    assert yaml.safe_load(cm.data["ClusterConfiguration"])["kubernetesVersion"] == "v1.32.1"
+    again = kubeadm(cp, "v1.32.1", "apply", "v1.32.1", "-y", "--timeout", "60")
+    assert again.returncode == 0 and "already at v1.32.1" in again.stdout
+    # a worker: kubelet configuration only; a kubeadm older than the cluster is refused
+    assert "newer than this kubeadm" in kubeadm(worker, "v1.31.4", "node").stderr
+    node_run = kubeadm(worker, "v1.32.1", "node")
+    assert node_run.returncode == 0 and "Not a control plane node" in node_run.stdout, node_run.stderr
