@@ -139,6 +139,14 @@ class MetalClient:
                                  body={"id": machine_id, "imageid": image_id})
         return self._check(resp, "reinstall machine %s" % machine_id, machine=machine_id)
 
+    def power(self, machine_id, action):
+        resp = self.http.request("POST", "/v1/machine/%s/power/%s" % (machine_id, action), body={})
+        return self._check(resp, "power %s machine %s" % (action, machine_id), machine=machine_id)
+
+    def ipmi(self, machine_id):
+        return self._check(self.http.request("GET", "/v1/machine/%s/ipmi" % machine_id),
+                           "read the BMC of machine %s" % machine_id, machine=machine_id)
+
     def find_networks(self, query):
         return self._check(self.http.request("POST", "/v1/network/find", body=query), "find networks") or []
 
@@ -371,6 +379,18 @@ class MetalProvider(Provider):
     def back_in_loop(self, machine):
         current = machine_from_response(self.client.get_machine(machine.id))
         return current.state == pool.UNLEASED
+
+    has_power_api = True
+
+    def power_state(self, machine):
+        state = ((self.client.ipmi(machine.id) or {}).get("ipmi") or {}).get("powerstate") or ""
+        if state.upper() not in ("ON", "OFF"):
+            raise PoolError("metal-api reports no power state for machine %s (its BMC said %r)" % (machine.id, state),
+                            machine=machine.id, url=self.client.url)
+        return state.lower()
+
+    def power(self, machine, action):
+        self.client.power(machine.id, action)
 
     def ownership_hint(self, lease):
         return "on metal-api a machine is ours when its allocation carries the tag %s" % OWNER_TAG

@@ -229,6 +229,18 @@ class Provider(ABC):
     def is_owned(self, machine, lease=None, template=None):
         """True when the machine carries this collection's ownership mark (of ``lease``)."""
 
+    # --- power, where the provisioner has a power API (else a BMC map, module_utils/redfish.py) ----
+    #: the provisioner switches its machines' power itself
+    has_power_api = False
+
+    def power_state(self, machine):
+        """``on`` or ``off``, as the provisioner's BMC connection reports it."""
+        raise PoolError("%s has no power API: give the machine's BMC (bmc)" % self.name, machine=machine.id)
+
+    def power(self, machine, action):
+        """``action``: on | off | reset | cycle | pxe | disk (the last two: boot once from it)."""
+        raise PoolError("%s has no power API: give the machine's BMC (bmc)" % self.name, machine=machine.id)
+
 
 def parse_time(value):
     """Seconds since the epoch for an RFC 3339 time with optional fraction and offset."""
