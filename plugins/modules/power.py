@@ -41,7 +41,7 @@ options:
     description:
       - V(on), V(off) (hard, as a BMC's power-off), V(reset) (hard restart), V(cycle) (off, then on).
     type: str
-    choices: [on, off, reset, cycle]
+    choices: ["on", "off", reset, cycle]
   boot_once:
     description: Device of the next boot only. At least one of O(state) and O(boot_once) is required.
     type: str
