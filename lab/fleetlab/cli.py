@@ -359,7 +359,7 @@ def cmd_status(args):
         print("  %d machines: %s%s" % (total, ", ".join("%s %d" % (s, counts.get(s, 0)) for s in P.STATES),
                                        "; %d with a fault" % len(faults) if faults else ""))
         print()
-        header = ("MAC", "ID", "VENDOR", "SIZE", "RACK", "STATE", "SINCE", "LEASE", "HOSTNAME", "ADDRESS")
+        header = ("MAC", "ID", "VENDOR", "SIZE", "RACK", "STATE", "SINCE", "LEASE", "HOSTNAME", "ADDRESS", "POWER")
         if faults:
             header += ("FAULT",)  # only while a fault is active
         table = [header]
@@ -367,7 +367,8 @@ def cmd_status(args):
         ids = _short_ids(m["id"] for m in rows)
         for m in rows:
             row = (m["mac"], ids[str(m["id"])], (m["vendor"] or "-")[:18], m["size"], m["rack"], m["state"],
-                   _ago(now - m["state_since"]), m["lease_name"] or "-", m["hostname"] or "-", m["address"] or "-")
+                   _ago(now - m["state_since"]), m["lease_name"] or "-", m["hostname"] or "-", m["address"] or "-",
+                   m["power"] or "-")
             if faults:
                 row += ((faults.get(m["id"]) or {}).get("kind") or "-",)
             table.append(row)

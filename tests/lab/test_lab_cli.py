@@ -48,9 +48,9 @@ def test_up_status_env_down(tmp_path):
         lines = st.stdout.splitlines()
         header = [line for line in lines if line.startswith("MAC")][0]
         assert header.split() == ["MAC", "ID", "VENDOR", "SIZE", "RACK", "STATE", "SINCE", "LEASE", "HOSTNAME",
-                                  "ADDRESS"]
+                                  "ADDRESS", "POWER"]
         row = [line for line in lines if leased["hardware"]["nics"][0]["mac"] in line][0]
-        assert "cli" in row and leased["allocation"]["networks"][0]["ips"][0] in row
+        assert "cli" in row and leased["allocation"]["networks"][0]["ips"][0] in row and row.split()[-1] == "on"
         machine_json = json.loads(run("status", "--state", state, "--json").stdout)
         assert machine_json["up"] is True and len(machine_json["machines"]) == 12
         assert "hmac_keys" not in machine_json["info"]

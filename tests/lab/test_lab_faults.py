@@ -52,8 +52,8 @@ def test_power_off_holds_the_machine_off_until_cleared(fresh_lab, metal):
     assert row["power"] == "off" and row["fault"]["kind"] == "power-off"
     assert _faults(state)[mid]["kind"] == "power-off"
     lines = run("status", "--state", state, "--limit", "0").stdout.splitlines()
-    assert [line for line in lines if line.startswith("MAC")][0].split()[-1] == "FAULT"
-    assert [line for line in lines if line.startswith(mac)][0].split()[-1] == "power-off"
+    assert [line for line in lines if line.startswith("MAC")][0].split()[-2:] == ["POWER", "FAULT"]
+    assert [line for line in lines if line.startswith(mac)][0].split()[-2:] == ["off", "power-off"]
     assert "1 with a fault" in "\n".join(lines)
 
     # held off: neither a metal power on nor the lab's own steps (free: wipe, back to the loop) start it
@@ -73,7 +73,7 @@ def test_power_off_holds_the_machine_off_until_cleared(fresh_lab, metal):
     wait_until(lambda: _machine(state, mid)["state"] == "unleased", 30, "the wiped machine back in the loop",
                step=0.2)
     lines = run("status", "--state", state, "--limit", "0").stdout.splitlines()
-    assert [line for line in lines if line.startswith("MAC")][0].split()[-1] == "ADDRESS"
+    assert [line for line in lines if line.startswith("MAC")][0].split()[-1] == "POWER"
     again = run("fault", mac, "clear", "--state", state)
     assert again.returncode == 0 and "has no fault" in again.stdout
 
