@@ -51,3 +51,15 @@ def fresh_lab(tmp_path_factory):
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture
+def redfish_bmc(tmp_path):
+    """sushy-tools' Redfish emulator with one fake system (tests/redfish_emulator.py)."""
+    from redfish_emulator import RedfishEmulator
+
+    emulator = RedfishEmulator(tmp_path).start()
+    try:
+        yield emulator
+    finally:
+        emulator.stop()

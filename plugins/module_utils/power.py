@@ -11,9 +11,9 @@ __metaclass__ = type
 
 import time
 
-from ansible_collections.baremetal.fleet.plugins.module_utils.pool import PoolError, PoolNotFound, normalize_mac
+from ansible_collections.baremetal.fleet.plugins.module_utils.pool import PoolError, PoolNotFound
 from ansible_collections.baremetal.fleet.plugins.module_utils.provisioning import select_machines
-from ansible_collections.baremetal.fleet.plugins.module_utils.redfish import RedfishBMC
+from ansible_collections.baremetal.fleet.plugins.module_utils.redfish import bmc_for
 
 STATES = ("on", "off", "reset", "cycle")
 BOOT_DEVICES = ("pxe", "disk")
@@ -45,36 +45,6 @@ class _BMC:
         self.bmc.power(action)
 
 
-def _bmc_entry(bmc_map, *keys):
-    for key in keys:
-        if not key:
-            continue
-        for candidate in (key, key.lower()):
-            if candidate in bmc_map:
-                return bmc_map[candidate]
-        try:
-            mac = normalize_mac(key)
-        except PoolError:
-            continue
-        for name, entry in bmc_map.items():
-            try:
-                if normalize_mac(name) == mac:
-                    return entry
-            except PoolError:
-                continue
-    return None
-
-
-def _bmc(label, entry, timeout):
-    if not isinstance(entry, dict) or not entry.get("address"):
-        raise PoolError("bmc entry for %s needs at least an address" % label, machine=label)
-    unknown = set(entry) - set(("address", "username", "password", "system_id", "validate_certs"))
-    if unknown:
-        raise PoolError("bmc entry for %s has unknown keys: %s" % (label, ", ".join(sorted(unknown))), machine=label)
-    return _BMC(RedfishBMC(label, entry["address"], entry.get("username"), entry.get("password"),
-                           entry.get("system_id"), entry.get("validate_certs", True), timeout))
-
-
 def controls(provider, params):
     """[(label, mac, control)] for the machines of ``name`` and/or ``machines``. A machine named
     in ``bmc`` goes through its BMC; a reference the provisioner does not know is still reached
@@ -84,19 +54,20 @@ def controls(provider, params):
     out = []
     for machine in machines:
         label = machine.lease_name or machine.hostname or machine.mac or machine.id
-        entry = _bmc_entry(bmc_map, machine.mac, machine.lease_name, machine.hostname, machine.id)
-        if entry is not None:
-            out.append((label, machine.mac, _bmc(label, entry, params.get("bmc_timeout") or 30)))
+        bmc = bmc_for(bmc_map, label, (machine.mac, machine.lease_name, machine.hostname, machine.id),
+                      params.get("bmc_timeout") or 30)
+        if bmc is not None:
+            out.append((label, machine.mac, _BMC(bmc)))
         elif provider.has_power_api:
             out.append((label, machine.mac, _Provisioner(provider, machine)))
         else:
             raise PoolError("%s has no power API and bmc names no BMC for %s (%s)"
                             % (provider.name, label, machine.mac or machine.id), machine=label)
     for ref in missing:
-        entry = _bmc_entry(bmc_map, ref)
-        if entry is None:
+        bmc = bmc_for(bmc_map, ref, (ref,), params.get("bmc_timeout") or 30)
+        if bmc is None:
             raise PoolNotFound("no machine %s: neither the provisioner nor bmc knows it" % ref, machine=ref)
-        out.append((ref, ref, _bmc(ref, entry, params.get("bmc_timeout") or 30)))
+        out.append((ref, ref, _BMC(bmc)))
     if not out:
         raise PoolNotFound("no machine to switch: %s names none" % (params.get("name") or "machines"))
     return out

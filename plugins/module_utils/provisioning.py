@@ -19,6 +19,7 @@ from ansible_collections.baremetal.fleet.plugins.module_utils._results import (
 )
 from ansible_collections.baremetal.fleet.plugins.module_utils.leasing import DEFAULT_TEMPLATE
 from ansible_collections.baremetal.fleet.plugins.module_utils.pool import PoolError, PoolNotFound
+from ansible_collections.baremetal.fleet.plugins.module_utils.redfish import bmc_for
 
 FAILED = "failed"  # a probe's verdict: this machine will not get there by waiting
 
@@ -166,6 +167,15 @@ def provision(provider, params, check_mode=False, workers=8):
     return result
 
 
+def _boot_into_loop(bmc):
+    """A machine the provisioner could not wipe, back into its network boot: boot once from PXE,
+    then power-cycle it (or power it on). Returns the power action."""
+    bmc.power("pxe")
+    action = "cycle" if bmc.power_state() == "on" else "on"
+    bmc.power(action)
+    return action
+
+
 def wipe(provider, params, check_mode=False, workers=8):
     """Wipe and return to the loop every owned machine selected; foreign ones only with force."""
     lease = params.get("name")
@@ -202,15 +212,33 @@ def wipe(provider, params, check_mode=False, workers=8):
 
     touched = set()
     unwiped = set()
+    paths = {}
+    bmc_map = params.get("bmc") or {}
 
     def wipe_one(machine):
+        label = machine.lease_name or machine.hostname or machine.mac
         try:
-            wiped = provider.wipe_machine(machine, force=force)
+            bmc = bmc_for(bmc_map, label, (machine.mac, machine.lease_name, machine.hostname, machine.id),
+                          params.get("bmc_timeout") or 30)
+            try:
+                wiped, why = provider.wipe_machine(machine, force=force), "forced"
+            except PoolError as err:
+                if bmc is None:
+                    raise
+                wiped, why = False, str(err)
+                provider.release_machine(machine)
             touched.add(machine.id)
-            if wiped is False:
+            if wiped is False and bmc is not None:
+                action = _boot_into_loop(bmc)
+                paths[machine.id] = "bmc"
+                tracker.see(machine, pool.WIPING, "through its BMC: the wipe could not run (%s); released, PXE "
+                                                  "boot forced (boot once from the network, power %s)" % (why, action))
+            elif wiped is False:
                 unwiped.add(machine.id)
+                paths[machine.id] = "none"
                 tracker.see(machine, machine.state, "released WITHOUT wiping (forced; the wipe could not run)")
             else:
+                paths[machine.id] = "provisioner"
                 tracker.see(machine, pool.WIPING, "wipe started")
         except PoolError as err:
             tracker.errors[machine.id] = str(err)
@@ -230,7 +258,8 @@ def wipe(provider, params, check_mode=False, workers=8):
                         params.get("wait_timeout") or 1800, params.get("poll_interval") or 10, workers)
         for machine in pending:
             tracker.errors[machine.id] = "not back in the reboot loop after %ss" % (params.get("wait_timeout") or 1800)
-    result["machines"] = _report(machines, tracker, dict((i, {"changed": True}) for i in touched))
+    result["machines"] = _report(machines, tracker, dict((i, {"changed": True, "path": paths.get(i, "")})
+                                                         for i in touched))
     result["failed_machines"] = [m["name"] or m["mac"] for m in result["machines"] if m.get("error")]
     result["changed"] = bool(touched)
     return result

@@ -10,7 +10,7 @@ __metaclass__ = type
 
 import traceback
 
-from ansible_collections.baremetal.fleet.plugins.module_utils.pool import PoolConnectionError, PoolError
+from ansible_collections.baremetal.fleet.plugins.module_utils.pool import PoolConnectionError, PoolError, normalize_mac
 
 try:
     import sushy
@@ -89,3 +89,40 @@ class RedfishBMC:
         raise PoolError("the BMC of %s offers none of %s (only %s)" % (
             self.label, ", ".join(r.value for r in wanted), ", ".join(sorted(r.value for r in allowed))),
             machine=self.label)
+
+
+BMC_KEYS = ("address", "username", "password", "system_id", "validate_certs")
+
+
+def _entry(bmc_map, keys):
+    for key in keys:
+        if not key:
+            continue
+        if key in bmc_map:
+            return bmc_map[key]
+        try:
+            mac = normalize_mac(key)
+        except PoolError:
+            continue
+        for name, entry in bmc_map.items():
+            try:
+                if normalize_mac(name) == mac:
+                    return entry
+            except PoolError:
+                continue
+    return None
+
+
+def bmc_for(bmc_map, label, keys, timeout=30):
+    """The RedfishBMC of the ``bmc`` map (keyed by MAC or member name) that names one of ``keys``;
+    None when it names none."""
+    entry = _entry(bmc_map or {}, keys)
+    if entry is None:
+        return None
+    if not isinstance(entry, dict) or not entry.get("address"):
+        raise PoolError("bmc entry for %s needs at least an address" % label, machine=label)
+    unknown = set(entry) - set(BMC_KEYS)
+    if unknown:
+        raise PoolError("bmc entry for %s has unknown keys: %s" % (label, ", ".join(sorted(unknown))), machine=label)
+    return RedfishBMC(label, entry["address"], entry.get("username"), entry.get("password"), entry.get("system_id"),
+                      entry.get("validate_certs", True), timeout)

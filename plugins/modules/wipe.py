@@ -21,6 +21,10 @@ description:
     (metal-api ownership tag; plunder keeps no tags, there a machine belongs to the lease whose member
     names its deployment hostname has, so name the lease with O(name)).
   - Machines already back in the pool are left alone (C(changed=false)).
+  - When the provisioner's wipe cannot run (on plunder: the machine does not answer SSH) and O(bmc)
+    names the machine's BMC, the machine is released and booted into the provisioner's network boot
+    through its BMC instead (boot once from PXE, then a power cycle, or power on when it is off);
+    RV(machines[].path) says which way each machine took.
 author:
   - baremetal.fleet maintainers (@baremetal-fleet)
 extends_documentation_fragment:
@@ -35,6 +39,16 @@ options:
     description: Also wipe machines without the ownership mark, and on plunder remove the deployment even when the disk wipe failed.
     type: bool
     default: false
+  bmc:
+    description:
+      - Redfish BMCs, keyed by machine MAC (or member name), as in M(baremetal.fleet.power) (C(address),
+        C(username), C(password), optionally C(system_id) and C(validate_certs)); used only for machines
+        the provisioner cannot wipe. Every value is kept out of the logs.
+    type: dict
+  bmc_timeout:
+    description: Seconds a BMC may take to answer one request.
+    type: int
+    default: 30
   wait:
     description: Wait until each machine is seen back in the reboot loop.
     type: bool
@@ -49,6 +63,11 @@ EXAMPLES = r"""
     name: demo-cp
     wait: true
     wait_timeout: 900
+
+- name: Wipe plunder machines; those that no longer answer SSH go back through their BMC
+  baremetal.fleet.wipe:
+    name: demo-worker
+    bmc: "{{ fleet_bmcs }}"   # {"52:54:00:aa:00:07": {address: ..., username: ..., password: ...}}
 
 - name: Wipe one machine that someone else leased
   baremetal.fleet.wipe:
@@ -75,6 +94,13 @@ machines:
     changed:
       description: Whether this machine was wiped by this task.
       type: bool
+    path:
+      description:
+        - How the machine went back, for the machines this task touched. V(provisioner) (its own wipe),
+          V(bmc) (released, then booted into the network boot through its BMC) or V(none) (released
+          without wiping, O(force=true)).
+      type: str
+      returned: for the machines this task touched
     error:
       description: Why wiping this machine failed.
       type: str
@@ -101,6 +127,8 @@ def main():
     spec.update(
         dict(
             force=dict(type="bool", default=False),
+            bmc=dict(type="dict", no_log=True),
+            bmc_timeout=dict(type="int", default=30),
             wait=dict(type="bool", default=False),
         )
     )

@@ -249,3 +249,35 @@ def test_plunder_wipe_that_cannot_run_keeps_the_deployment_unless_forced(tmp_pat
         assert "released WITHOUT wiping" in forced["machines"][0]["detail"]
     finally:
         slow.stop()
+
+
+def test_plunder_wipe_without_ssh_goes_through_the_bmc(tmp_path_factory, redfish_bmc):
+    """The machine does not answer SSH (still installing), its BMC is known: the deployment goes
+    and the machine boots into the network boot through its BMC (boot once from PXE, power on)."""
+    from fleetlab.testing import LabServer
+    from redfish_emulator import MAC
+    slow = LabServer(state_dir=str(tmp_path_factory.mktemp("slowbmc")), machines=3, install_seconds=600)
+    slow.start()
+    try:
+        prov = provider(slow, "plunder")
+        wait_for(lambda: prov.list_machines(status="unleased"))
+        name = unique("deaf")
+        leased = leasing.ensure_present(prov, lease_params("plunder", name, count=1))
+        mac = leased["machines"][0]["mac"]
+        prov.wipe_timeout = 5
+        # a bad entry is refused for that machine, before anything is released
+        bad = provisioning.wipe(prov, {"name": name, "poll_interval": 0.3, "bmc": {mac: {"user": "x"}}})
+        assert "needs at least an address" in bad["machines"][0]["error"] and _members(prov, name) == [name + "-0"]
+        out = provisioning.wipe(prov, {"name": name, "poll_interval": 0.3,
+                                       "bmc": {mac.upper(): redfish_bmc.entry()}})
+        assert out["failed_machines"] == [] and out["changed"]
+        machine = out["machines"][0]
+        assert machine["path"] == "bmc" and "through its BMC" in machine["detail"]
+        assert "i/o timeout" in machine["detail"] and "power on" in machine["detail"]
+        assert _members(prov, name) == []  # the deployment is gone
+        system = redfish_bmc.system()
+        assert system["Boot"]["BootSourceOverrideTarget"] == "Pxe"
+        assert wait_for(lambda: redfish_bmc.system()["PowerState"] == "On", timeout=30)
+        assert MAC != mac  # the emulator's own NIC plays no part: the map is keyed by the lab machine
+    finally:
+        slow.stop()

@@ -1,67 +1,14 @@
 """baremetal.fleet.power: through metal-api's power API on the sim lab, and over Redfish against
 sushy-tools' BMC emulator (its fake systems, whose power changes take 1-11 s as a BMC's do) on
 loopback, for plunder, which has no power API."""
-import json
-import os
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 import uuid
 
-import bcrypt
 import pytest
 
 from playbook_runner import PROJECT, connection_vars, lease_defaults, run_playbook
+from redfish_emulator import MAC, PASSWORD, free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.lab]
-SYSTEM = "6b0b2e8e-7c0a-4a36-9b56-0d5f3c1e9a11"
-MAC = "52:54:00:fe:00:01"
-
-
-def _free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@pytest.fixture
-def bmc(tmp_path):
-    """sushy-tools' Redfish emulator with one fake system, HTTP basic auth (bcrypt), on 127.0.0.1."""
-    port = _free_port()
-    (tmp_path / "htpasswd").write_bytes(b"admin:" + bcrypt.hashpw(b"s3cret-bmc", bcrypt.gensalt()) + b"\n")
-    (tmp_path / "emulator.conf").write_text(
-        "SUSHY_EMULATOR_AUTH_FILE = %r\nSUSHY_EMULATOR_STATE_DIR = %r\n"
-        "SUSHY_EMULATOR_FAKE_SYSTEMS = [{'uuid': %r, 'name': 'bmc-test', 'power_state': 'Off',"
-        " 'nics': [{'mac': %r, 'ip': '127.0.0.1'}]}]\n"
-        % (str(tmp_path / "htpasswd"), str(tmp_path / "state"), SYSTEM, MAC))
-    log = open(tmp_path / "emulator.log", "w")
-    proc = subprocess.Popen([os.path.join(os.path.dirname(sys.executable), "sushy-emulator"), "--fake",
-                             "--config", str(tmp_path / "emulator.conf"), "--interface", "127.0.0.1",
-                             "--port", str(port)], stdout=log, stderr=subprocess.STDOUT)
-    url = "http://127.0.0.1:%d" % port
-    deadline = time.time() + 30
-    while True:
-        try:
-            urllib.request.urlopen(url + "/redfish/v1/", timeout=2)
-            break
-        except OSError as exc:
-            if proc.poll() is not None or time.time() > deadline:
-                proc.kill()
-                raise AssertionError("the BMC emulator did not start: %s\n%s" % (exc, open(tmp_path / "emulator.log").read()))
-            time.sleep(0.3)
-    yield url
-    proc.terminate()
-    proc.wait(10)
-    log.close()
-
-
-def _redfish(url, path):
-    request = urllib.request.Request(url + path)
-    import base64
-    request.add_header("Authorization", "Basic " + base64.b64encode(b"admin:s3cret-bmc").decode())
-    return json.loads(urllib.request.urlopen(request, timeout=5).read())
 
 
 def test_metal_power_api_is_idempotent_and_planned_in_check_mode(lab, tmp_path):
@@ -95,9 +42,9 @@ def test_metal_power_api_is_idempotent_and_planned_in_check_mode(lab, tmp_path):
     assert both["changed"] and both["machines"][0]["actions"] == ["pxe", "reset"]
 
 
-def test_plunder_needs_a_bmc_and_gets_there_through_redfish(lab, tmp_path, bmc):
+def test_plunder_needs_a_bmc_and_gets_there_through_redfish(lab, tmp_path, redfish_bmc):
     defaults = connection_vars(lab, "plunder")
-    creds = {MAC: {"address": bmc, "username": "admin", "password": "s3cret-bmc"}}
+    creds = {MAC: redfish_bmc.entry()}
     power = {"machines": [MAC], "poll_interval": 0.5, "wait_timeout": 40}
     tasks = [
         {"name": "no bmc", "baremetal.fleet.power": dict(power, state="on"), "ignore_errors": True},
@@ -108,7 +55,7 @@ def test_plunder_needs_a_bmc_and_gets_there_through_redfish(lab, tmp_path, bmc):
         {"name": "wrong password", "ignore_errors": True, "baremetal.fleet.power": dict(
             power, state="on", bmc={MAC: dict(creds[MAC], password="wrong")})},
         {"name": "no answer", "ignore_errors": True, "baremetal.fleet.power": dict(
-            power, state="on", bmc={MAC: dict(creds[MAC], address="http://127.0.0.1:%d" % _free_port())},
+            power, state="on", bmc={MAC: dict(creds[MAC], address="http://127.0.0.1:%d" % free_port())},
             bmc_timeout=5)},
     ]
     result = run_playbook(tmp_path, tasks, module_defaults=defaults)
@@ -120,10 +67,10 @@ def test_plunder_needs_a_bmc_and_gets_there_through_redfish(lab, tmp_path, bmc):
     cycled = result.task("pxe and cycle")
     assert cycled["machines"][0]["actions"] == ["pxe", "cycle"] and cycled["machines"][0]["power"] == "on"
     # (the emulator keeps every boot device "Continuous", as libvirt does; a BMC honours "Once")
-    assert _redfish(bmc, "/redfish/v1/Systems/%s" % SYSTEM)["Boot"]["BootSourceOverrideTarget"] == "Pxe"
+    assert redfish_bmc.system()["Boot"]["BootSourceOverrideTarget"] == "Pxe"
     assert result.task("off")["machines"][0]["power"] == "off"
-    assert _redfish(bmc, "/redfish/v1/Systems/%s" % SYSTEM)["PowerState"] == "Off"
+    assert redfish_bmc.system()["PowerState"] == "Off"
     assert "refuses the credentials" in result.task("wrong password")["msg"]
     assert "does not answer" in result.task("no answer")["msg"]
     # the BMC's password never shows
-    assert "s3cret-bmc" not in result.stdout and "s3cret-bmc" not in result.stderr
+    assert PASSWORD not in result.stdout and PASSWORD not in result.stderr
