@@ -21,7 +21,7 @@ description:
     (metal-api ownership tag; plunder keeps no tags, there a machine belongs to the lease whose member
     names its deployment hostname has, so name the lease with O(name)).
   - Machines already back in the pool are left alone (C(changed=false)).
-  - When the provisioner's wipe cannot run (on plunder: the machine does not answer SSH) and O(bmc)
+  - When the provisioner's wipe cannot run (on plunder, a machine that does not answer SSH) and O(bmc)
     names the machine's BMC, the machine is released and booted into the provisioner's network boot
     through its BMC instead (boot once from PXE, then a power cycle, or power on when it is off);
     RV(machines[].path) says which way each machine took.
