@@ -66,7 +66,13 @@ def _count_indexes(params, count, held):
     wants 0..count-1 as before; one with a hole (a member removed by name) keeps its members."""
     template = params.get("hostname_template") or DEFAULT_TEMPLATE
     drop = set(params.get("drop_first") or ())
-    names = [(index, render_hostname(template, params["name"], index)) for index in range(count + len(held))]
+    names, found, index = [], 0, 0
+    # far enough for every free index wanted and every member held (a hole can leave high indexes)
+    while index < MAX_MEMBERS and (index < count + len(held) or found < len(held)):
+        name = render_hostname(template, params["name"], index)
+        names.append((index, name))
+        found += name in held
+        index += 1
     kept = [i for i, n in names if n in held and n not in drop] + [i for i, n in names if n in held and n in drop]
     kept = sorted(kept[:count])
     free = [i for i, n in names if n not in held][:count - len(kept)]

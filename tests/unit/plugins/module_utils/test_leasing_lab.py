@@ -281,3 +281,14 @@ def test_plunder_wipe_without_ssh_goes_through_the_bmc(tmp_path_factory, redfish
         assert MAC != mac  # the emulator's own NIC plays no part: the map is keyed by the lab machine
     finally:
         slow.stop()
+
+
+def test_count_indexes_keep_high_members_after_holes():
+    """Members 6 and 7 left after 0..5 were removed by name: count 2 keeps them, count 3 adds 0."""
+    params = {"name": "w", "hostname_template": "{name}-{index}"}
+    held = {"w-6", "w-7"}
+    assert leasing._count_indexes(params, 2, held) == [6, 7]
+    assert leasing._count_indexes(params, 3, held) == [0, 6, 7]
+    assert leasing._count_indexes(dict(params, drop_first=["w-6"]), 1, held) == [7]
+    assert leasing._count_indexes(params, 1, held) == [6]
+    assert leasing._count_indexes(params, 2, {"w-0", "w-1"}) == [0, 1]
