@@ -51,10 +51,12 @@ eval "$(fleetlab env --state "$STATE")"
 # an air-gapped site. Here they are the lab's kubeadm test double (docs/kubernetes.md), packaged as .debs,
 # with the Debian packages it needs (cached by scripts/setup.sh: fleetlab prepare). Built while the
 # VMs boot.
-if [ ! -f "$ARTIFACTS/.complete" ]; then
+# Rebuilt when the double's code or the pinned packages (kubectl) change: never yesterday's packages.
+stamp="$(cat lab/fleetlab/kubeadm_double/*.py pyproject.toml | sha256sum | cut -c1-16)"
+if [ "$(cat "$ARTIFACTS/.complete" 2>/dev/null)" != "$stamp" ]; then
   rm -rf "$ARTIFACTS"
   python -m fleetlab.kubeadm_double build-debs --with-debian-deps --out "$ARTIFACTS"
-  touch "$ARTIFACTS/.complete"
+  echo "$stamp" > "$ARTIFACTS/.complete"
 fi
 
 # Bounded, and stops at the first sign of a failed driver (status exits non-zero) with its cause.

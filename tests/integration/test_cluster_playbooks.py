@@ -294,3 +294,24 @@ def test_scale_plan_and_scale_in_refusal(fresh_lab, tmp_path):
     vars_file.write_text(yaml.safe_dump(cluster))
     proc, data = _run("create-cluster.yml", vars_file, fresh_lab, "--tags", "lease")
     assert proc.returncode == 0 and not list(_task(data, "The plan"))
+
+
+def test_upgrade_refusals_come_before_any_node_is_contacted(fresh_lab, tmp_path):
+    """upgrade-cluster.yml: a partial version, another strategy, no packages directory, a directory
+    without the target's kubeadm: refused on the controller (the machines do not even answer SSH)."""
+    _cluster, vars_file = _leased_cluster(fresh_lab, tmp_path, "up")
+    debs = tmp_path / "debs"
+    debs.mkdir()
+    (debs / "kubeadm_1.31.9-1.1_all.deb").write_bytes(b"!<arch>\n")
+    for extra, message in (
+            (["-e", "kubernetes_version=1.32"], "must be a full version such as 1.32.0 (got 1.32)"),
+            (["-e", "kubernetes_version=1.32.0", "-e", "cluster_upgrade_strategy=replace",
+              "-e", "upgrade_artifacts_dir=%s" % debs], "only in_place is built so far"),
+            (["-e", "kubernetes_version=1.32.0"], "upgrade_artifacts_dir (the .deb packages of 1.32.0) is required"),
+            (["-e", "kubernetes_version=1.32.0", "-e", "upgrade_artifacts_dir=%s" % debs],
+             "has no kubeadm package of version 1.32.0-1.1 (it holds: kubeadm_1.31.9-1.1_all.deb)")):
+        proc, data = _run("upgrade-cluster.yml", vars_file, fresh_lab, *extra)
+        assert proc.returncode != 0
+        failed = [t for p in data["plays"] for t in p["tasks"] for h in t["hosts"].values() if h.get("failed")]
+        assert failed and message in failed[0]["hosts"]["localhost"]["msg"], failed
+        assert all(p["play"]["name"] in ("Find the cluster's machines", "Check the upgrade") for p in data["plays"])
