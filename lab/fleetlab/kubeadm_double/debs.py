@@ -147,7 +147,9 @@ def build(out_dir, version=None, etcd_deb=None):
                                                            "version": "v" + version.split("-")[0]}, 0o755)
             for path, text in files.items():
                 _write(staging, path, text)
-            depends = "%s (= %s)" % (LIB_PACKAGE, version)
+            # at least its own version: an upgrade installs kubeadm (and the library) before the
+            # kubelet, and the kubelet of the version before must stay installable meanwhile
+            depends = "%s (>= %s)" % (LIB_PACKAGE, version)
             if tool == "kubeadm":
                 depends += ", kubelet, kubectl"
             _write(staging, "DEBIAN/control", _control(tool, version, depends, "%s (TEST DOUBLE)" % tool))

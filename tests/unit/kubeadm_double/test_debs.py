@@ -108,3 +108,10 @@ def test_package_groups_resolve_against_the_image_and_come_from_the_cache(tmp_pa
     assert [os.path.basename(p) for p in paths] == ["keepalived.deb", "libnl-3-200.deb"]
     assert "Dir::State::status=/image/var/lib/dpkg/status" in calls[0] and "--simulate" in calls[0]
     assert debcache.group("vip", cache_dir=str(cache)) == ["keepalived", "libnl-3-200"]
+
+
+def test_a_newer_library_keeps_the_older_kubelet_installable(built):
+    """kubeadm's upgrade order (kubeadm first, the kubelet later) needs the kubelet of the version
+    before to accept the newer shared library."""
+    kubelet = [d for d in built if os.path.basename(d).startswith("kubelet_")][0]
+    assert _field(kubelet, "Depends") == "fleetlab-kubernetes-double (>= 1.31.4-1.1)"
