@@ -32,19 +32,6 @@ class _Provisioner:
         self.provider.power(self.machine, action)
 
 
-class _BMC:
-    via = "bmc"
-
-    def __init__(self, bmc):
-        self.bmc = bmc
-
-    def power_state(self):
-        return self.bmc.power_state()
-
-    def power(self, action):
-        self.bmc.power(action)
-
-
 def controls(provider, params):
     """[(label, mac, control)] for the machines of ``name`` and/or ``machines``. A machine named
     in ``bmc`` goes through its BMC; a reference the provisioner does not know is still reached
@@ -57,7 +44,7 @@ def controls(provider, params):
         bmc = bmc_for(bmc_map, label, (machine.mac, machine.lease_name, machine.hostname, machine.id),
                       params.get("bmc_timeout") or 30)
         if bmc is not None:
-            out.append((label, machine.mac, _BMC(bmc)))
+            out.append((label, machine.mac, bmc))
         elif provider.has_power_api:
             out.append((label, machine.mac, _Provisioner(provider, machine)))
         else:
@@ -67,7 +54,7 @@ def controls(provider, params):
         bmc = bmc_for(bmc_map, ref, (ref,), params.get("bmc_timeout") or 30)
         if bmc is None:
             raise PoolNotFound("no machine %s: neither the provisioner nor bmc knows it" % ref, machine=ref)
-        out.append((ref, ref, _BMC(bmc)))
+        out.append((ref, ref, bmc))
     if not out:
         raise PoolNotFound("no machine to switch: %s names none" % (params.get("name") or "machines"))
     return out

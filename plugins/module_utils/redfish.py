@@ -26,6 +26,8 @@ except ImportError:
 class RedfishBMC:
     """One machine's system on a Redfish BMC: power state, reset actions, one-time boot device."""
 
+    via = "bmc"
+
     def __init__(self, label, address, username=None, password=None, system_id=None, validate_certs=True,
                  timeout=30):
         if not HAS_SUSHY:
