@@ -97,7 +97,7 @@ cluster_poll_interval: 10
 # the API endpoint lives inside the lab's network namespace: verify from the control plane
 cluster_verify_from: control_plane
 cluster_verify_timeout: 900
-kubernetes_version: "1.31.4"
+kubernetes_version: "1.37.1"
 kubernetes_artifacts_dir: $ARTIFACTS
 kubernetes_pod_subnet: 10.244.0.0/16
 # ECDSA keys: the certificates of kubeadm init are made in a fraction of RSA's time under TCG

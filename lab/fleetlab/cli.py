@@ -79,8 +79,9 @@ def build_parser():
     p.add_argument("machine", metavar="MACHINE", help="id (or its tail as status shows it), MAC, lease name "
                                                       "or hostname")
     p.add_argument("kind", metavar="FAULT", choices=FAULT_KINDS + ("clear",),
-                   help="power-off: power the machine off and keep it off; clear: remove its fault "
-                        "(power it on again)")
+                   help="power-off: power the machine off and keep it off; hang: freeze it, power on, "
+                        "until a power reset/cycle/off; kill-kubelet: stop its kubelet until the next boot "
+                        "(over SSH); clear: remove its fault and undo it")
     p.add_argument("--state", default=DEFAULT_STATE)
     p = sub.add_parser("report", help="the pool's machines and their recent events as an HTML page (and JSON)")
     p.add_argument("--state", default=DEFAULT_STATE)
@@ -313,8 +314,9 @@ def cmd_fault(args):
         else:
             print("fleetlab: %s (%s) has no fault" % (m["mac"], m["id"]))
     else:
-        print("fleetlab: %s (%s): fault %s, power %s until `fleetlab fault %s clear`"
-              % (m["mac"], m["id"], args.kind, m["power"], m["mac"]))
+        ends = "" if args.kind == "power-off" else "a power reset, cycle or off, or "
+        print("fleetlab: %s (%s): fault %s, power %s until %s`fleetlab fault %s clear`"
+              % (m["mac"], m["id"], args.kind, m["power"], ends, m["mac"]))
     return 0
 
 

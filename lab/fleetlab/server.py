@@ -231,7 +231,10 @@ class Lab:
         if kind == "clear":
             m, cleared = self.driver.clear_fault(found[0]["id"])
         else:
-            m, _ = self.driver.inject_fault(found[0]["id"], kind)
+            try:
+                m, _ = self.driver.inject_fault(found[0]["id"], kind)
+            except ValueError as exc:  # the machine cannot have it now: nothing was recorded
+                return {"error": str(exc)}
         return {"machine": {k: m[k] for k in ("id", "mac", "state", "power", "lease_name", "hostname")},
                 "fault": self.driver.fault_of(m), "cleared": cleared}
 

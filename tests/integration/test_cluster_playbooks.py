@@ -59,7 +59,7 @@ def test_create_and_delete_cluster_lease_phases(lab, tmp_path, provider):
         "cluster_image": "preseed" if provider == "plunder" else "debian-12",
         "cluster_metal_project": PROJECT if provider == "metal" else "",
         "cluster_poll_interval": 0.3, "cluster_provision_timeout": 120,
-        "kubernetes_version": "1.31.4",
+        "kubernetes_version": "1.37.1",
     }
     vars_file = tmp_path / "cluster.yml"
     vars_file.write_text(yaml.safe_dump(cluster))
@@ -134,7 +134,7 @@ def test_plunder_control_planes_spread_over_racks_from_the_vars_file(fresh_lab, 
         "cluster_address_range": "10.79.0.10-10.79.0.20", "control_plane_vip_address": "10.79.0.5",
         "cluster_image": "preseed", "cluster_poll_interval": 0.3, "cluster_provision_timeout": 120,
         "cluster_hardware": {mac: {"rack": rack} for mac, rack in zip(macs, racks)},
-        "kubernetes_version": "1.31.4",
+        "kubernetes_version": "1.37.1",
     }
     vars_file = tmp_path / "cluster.yml"
     vars_file.write_text(yaml.safe_dump(cluster))
@@ -157,7 +157,7 @@ def test_an_even_control_plane_count_is_refused_before_anything_is_leased(fresh_
         "cluster_name": "even%d" % count, "cluster_provider": "plunder",
         "cluster_control_plane_count": count, "cluster_worker_count": 0,
         "cluster_address_range": "10.79.0.10-10.79.0.20", "control_plane_vip_address": "10.79.0.5",
-        "cluster_image": "preseed", "kubernetes_version": "1.31.4",
+        "cluster_image": "preseed", "kubernetes_version": "1.37.1",
     }
     vars_file = tmp_path / "cluster.yml"
     vars_file.write_text(yaml.safe_dump(cluster))
@@ -171,7 +171,7 @@ def test_an_even_control_plane_count_is_refused_before_anything_is_leased(fresh_
 def _restore_with(tmp_path, lab, snapshot):
     cluster = {"cluster_name": "restore", "cluster_provider": "plunder", "cluster_control_plane_count": 1,
                "cluster_worker_count": 0, "cluster_address_range": "10.79.0.10-10.79.0.20",
-               "cluster_image": "preseed", "kubernetes_version": "1.31.4"}
+               "cluster_image": "preseed", "kubernetes_version": "1.37.1"}
     vars_file = tmp_path / "cluster.yml"
     vars_file.write_text(yaml.safe_dump(cluster))
     return _run("etcd-restore.yml", vars_file, lab, "-e", "etcd_snapshot=%s" % snapshot)
@@ -215,7 +215,7 @@ def _leased_cluster(lab, tmp_path, name):
         "cluster_name": name, "cluster_provider": "plunder",
         "cluster_control_plane_count": 1, "cluster_worker_count": 2,
         "cluster_address_range": "10.79.0.10-10.79.0.20", "cluster_image": "preseed",
-        "cluster_poll_interval": 0.3, "cluster_provision_timeout": 120, "kubernetes_version": "1.31.4",
+        "cluster_poll_interval": 0.3, "cluster_provision_timeout": 120, "kubernetes_version": "1.37.1",
         "cluster_ssh_map_file": _closed_ssh_map(tmp_path, lab.pool_path),
     }
     vars_file = tmp_path / "cluster.yml"

@@ -83,7 +83,7 @@ def test_verify_waits_for_ready_nodes_through_the_api(double_cluster, tmp_path):
     proc, data = _verify(tmp_path, admin, 2, timeout=30)
     assert proc.returncode == 0, proc.stdout[-3000:]
     shown = [t for t in data["plays"][0]["tasks"] if t["task"]["name"] == "show"][0]["hosts"]["localhost"]
-    assert sorted(shown["cluster_nodes"]) == ["cp1 v1.31.4", "w1 v1.31.4"]
+    assert sorted(shown["cluster_nodes"]) == ["cp1 v1.37.1", "w1 v1.37.1"]
     # expecting a third node that never joins fails within the timeout
     proc, _data = _verify(tmp_path, admin, 3, timeout=3)
     assert proc.returncode != 0

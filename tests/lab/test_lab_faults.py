@@ -118,3 +118,58 @@ def test_fault_outlasts_a_restart(tmp_path):
         assert _powerstate(metal, mid) == "ON"
     finally:
         lab.stop()
+
+
+def _answers(plunder, ip):
+    """One parlay uptime over SSH, as cluster-api-plunder probes a machine: True when it answered."""
+    logs = "/parlay/logs/" + ip.replace(".", "-")
+    plunder.call("DELETE", logs)
+    assert plunder.call("POST", "/parlay", {"deployments": [{
+        "name": "probe", "hosts": [ip], "parallel": False, "parallelSessions": 0,
+        "actions": [{"name": "uptime", "type": "command", "timeout": 0, "command": "uptime"}]}]}) == {}
+    deadline = time.time() + 15
+    while True:
+        payload = plunder.call("GET", logs).get("payload")
+        if payload and payload["state"] != "Running":
+            return payload["state"] == "Completed"
+        assert time.time() < deadline, payload
+        time.sleep(0.1)
+
+
+def test_hang_freezes_until_a_power_reset(fresh_lab, plunder, metal):
+    """hang: power stays on, the OS stops answering; a power reset through the BMC (metal's power
+    API) ends it and the machine answers again; a second fault is refused meanwhile; clear ends it too."""
+    state = fresh_lab.state_dir
+    mac, ip = plunder.unleased()[0]["mac"], "10.77.3.5"
+    assert plunder.call("POST", "/deployment", {"mac": mac, "bootConfigName": "preseed",
+                                                "config": {"address": ip, "hostname": "frozen"}}) == {}
+    wait_until(lambda: _answers(plunder, ip), 30, "the machine answering over SSH", step=0.2)
+    mid = [m for m in json.loads(run("status", "--state", state, "--json", "--limit", "0").stdout)["machines"]
+           if m["mac"] == mac][0]["id"]
+
+    out = run("fault", "frozen", "hang", "--state", state)
+    assert out.returncode == 0, out.stderr
+    assert "fault hang, power on until a power reset" in out.stdout
+    assert _powerstate(metal, mid) == "ON"
+    assert not _answers(plunder, ip)
+    assert _machine(state, mid)["fault"]["kind"] == "hang"
+    refused = run("fault", "frozen", "power-off", "--state", state)
+    assert refused.returncode == 1 and "already has the fault hang" in refused.stderr
+
+    metal.ok("POST", "/v1/machine/%s/power/reset" % mid, {})
+    assert _machine(state, mid)["fault"] is None and mid not in _faults(state)
+    wait_until(lambda: _answers(plunder, ip), 30, "the reset machine answering again", step=0.2)
+
+    assert run("fault", "frozen", "hang", "--state", state).returncode == 0
+    assert not _answers(plunder, ip)
+    cleared = run("fault", "frozen", "clear", "--state", state)
+    assert cleared.returncode == 0 and "fault hang cleared" in cleared.stdout
+    assert _answers(plunder, ip)
+
+
+def test_kill_kubelet_needs_a_machine_that_runs_one(fresh_lab, metal):
+    state = fresh_lab.state_dir
+    metal.ok("POST", "/v1/machine/allocate", allocate_body("nokubelet"))
+    out = run("fault", "nokubelet", "kill-kubelet", "--state", state)
+    assert out.returncode == 1 and "simulated machines run no kubelet" in out.stderr
+    assert not os.path.exists(os.path.join(state, "faults.json"))

@@ -67,9 +67,10 @@ def _vm_leftovers(state_dir):
     return left
 
 
-def _domain_active(lab, state_dir, name):
+def _domain_active(lab, state_dir, name, paused=False):
     """Whether the lab's own libvirtd runs domain ``name`` (its socket seen through the lab
-    process's mount namespace: the lab may run in a private one)."""
+    process's mount namespace: the lab may run in a private one); with ``paused``, whether it is
+    paused instead."""
     import libvirt
 
     with open(os.path.join(state_dir, "vmlab.json")) as f:
@@ -77,7 +78,10 @@ def _domain_active(lab, state_dir, name):
     sock = "/proc/%d/root%s" % (lab.info["pid"], os.path.join(root, "run", "libvirt-sock"))
     conn = libvirt.open("qemu:///system?socket=" + sock)
     try:
-        return bool(conn.lookupByName(name).isActive())
+        dom = conn.lookupByName(name)
+        if paused:
+            return dom.state()[0] == libvirt.VIR_DOMAIN_PAUSED
+        return bool(dom.isActive())
     finally:
         conn.close()
 
@@ -243,6 +247,19 @@ def test_two_vms_loop_lease_install_ssh_wipe(os_image, vm_host, tmp_path):
         wait_until(lambda: any(h["mac"] == mac_m and h["t"] > t_clear and h["answer"] == "loop"
                           for h in map(json.loads, open(os.path.join(state, "vm", "hits.jsonl")))),
               180, step=1, what="the VM back in the loop after the fault")
+
+        # 8. a hang pauses the VM, power on; a reset through metal's power API (the BMC) ends it
+        fleetlab("fault", mac_m, "hang")
+        assert _domain_active(lab, state, domain, paused=True)
+        assert metal.ok("GET", "/v1/machine/%s/ipmi" % by_mac[mac_m]["id"])["ipmi"]["powerstate"] == "ON"
+        t_reset = time.time()
+        metal.ok("POST", "/v1/machine/%s/power/reset" % by_mac[mac_m]["id"], {})
+        assert _domain_active(lab, state, domain) and not _domain_active(lab, state, domain, paused=True)
+        row = [m for m in json.loads(fleetlab("status", "--json"))["machines"] if m["mac"] == mac_m][0]
+        assert row["fault"] is None
+        wait_until(lambda: any(h["mac"] == mac_m and h["t"] > t_reset and h["answer"] == "loop"
+                          for h in map(json.loads, open(os.path.join(state, "vm", "hits.jsonl")))),
+              180, step=1, what="the reset VM back in the loop")
 
         with open(os.path.join(state, "vm", "timings.json")) as f:
             timings = json.load(f)

@@ -42,10 +42,17 @@ answer every request with HTTP 503 and the cause: nothing can be leased from mac
 cannot run.
 
 **Faults.** :meth:`Driver.inject_fault` / :meth:`Driver.clear_fault` (``fleetlab fault``, through the
-lab's control socket): a ``power-off`` fault powers the machine off as a power loss would (no
-event: nothing planned it) and holds it off -- neither the lab nor a metal ``power on`` switches
-it on again -- until it is cleared. Active faults are kept in ``<state>/faults.json``
-(:func:`read_faults`), so they outlast a restart of the lab.
+lab's control socket), each until it is cleared:
+
+* ``power-off`` powers the machine off as a power loss would (no event: nothing planned it) and
+  holds it off: neither the lab nor a metal ``power on`` switches it on again;
+* ``hang`` freezes it with its power on (:meth:`Driver.freeze`): no SSH, no progress. A power
+  reset, cycle or off ends it, as a BMC reset cures a hung server;
+* ``kill-kubelet`` stops the kubelet on the machine and masks it until the next boot (over SSH:
+  the machine must answer). A power reset, cycle or off ends it: the kubelet starts at boot.
+
+Active faults are kept in ``<state>/faults.json`` (:func:`read_faults`), so they outlast a restart
+of the lab.
 """
 import json
 import logging
@@ -85,7 +92,12 @@ HEALTH_FILE = "driver.json"
 STARTING, READY, FAILED = "starting", "ready", "failed"
 FAULTS_FILE = "faults.json"
 #: the faults ``fleetlab fault`` injects
-FAULT_KINDS = ("power-off",)
+FAULT_KINDS = ("power-off", "hang", "kill-kubelet")
+#: faults a power action ends (the machine boots afresh)
+CURED_BY_POWER = {"hang": ("reset", "cycle", "off"), "kill-kubelet": ("reset", "cycle", "off")}
+#: the kubelet stopped and kept stopped until the next boot (a runtime mask lives in /run)
+KILL_KUBELET = "systemctl mask --runtime kubelet && systemctl kill --signal=KILL kubelet && systemctl stop kubelet"
+REVIVE_KUBELET = "systemctl unmask --runtime kubelet && systemctl start kubelet"
 POWER_ON_ACTIONS = ("on", "reset", "cycle")
 
 log = logging.getLogger("fleetlab")
@@ -185,6 +197,12 @@ class Driver:
         if action in POWER_ON_ACTIONS and self.held_off(m):
             log.info("power %s of %s refused: held off by a power-off fault", action, m["mac"])
             return m
+        fault = self.fault_of(m)
+        if fault and action in CURED_BY_POWER.get(fault["kind"], ()):
+            self._drop_fault(m["id"])
+            log.info("fault %s on %s ended by power %s", fault["kind"], m["mac"], action)
+            if fault["kind"] == "hang":
+                self.thaw(m)
         if action == "off":
             self.pool.set_columns(m["id"], power="off", last_seen=time.time())
         elif action in POWER_ON_ACTIONS:
@@ -208,6 +226,31 @@ class Driver:
         """True while a power-off fault holds ``machine`` off."""
         return (self.fault_of(machine) or {}).get("kind") == "power-off"
 
+    def hung(self, machine):
+        """True while a hang fault freezes ``machine``."""
+        return (self.fault_of(machine) or {}).get("kind") == "hang"
+
+    def freeze(self, machine):
+        """Stop the machine where it is, power on (a ``hang`` fault). Drivers that can, override."""
+        raise ValueError("the %s driver cannot freeze a machine" % self.name)
+
+    def thaw(self, machine):
+        """Let a frozen machine run again."""
+
+    def kill_kubelet(self, machine):
+        """Stop the machine's kubelet until its next boot (a ``kill-kubelet`` fault), over SSH."""
+        ok, out, err = self.run_command(machine, KILL_KUBELET, timeout=60)
+        if not ok:
+            raise ValueError("kill-kubelet on %s: the machine did not run it (%s)"
+                             % (machine["mac"], (err or out or "no answer").strip()))
+
+    def _drop_fault(self, mid):
+        with self._faults_lock:
+            fault = self._faults.pop(mid, None)
+            if fault is not None:
+                self._save_faults()
+        return fault
+
     def _save_faults(self):
         path = os.path.join(self.state_dir, FAULTS_FILE)
         tmp = path + ".tmp%d" % os.getpid()
@@ -220,6 +263,13 @@ class Driver:
         if kind not in FAULT_KINDS:
             raise ValueError("unknown fault %r (known: %s)" % (kind, ", ".join(FAULT_KINDS)))
         m = self.pool.get(ident)
+        current = self.fault_of(m)
+        if current and current["kind"] != kind:
+            raise ValueError("%s already has the fault %s: clear it first" % (m["mac"], current["kind"]))
+        if kind == "kill-kubelet" and not current:
+            self.kill_kubelet(m)
+        elif kind == "hang" and not current:
+            self.freeze(m)
         with self._faults_lock:
             fault = self._faults.get(m["id"])
             if fault is None or fault.get("kind") != kind:
@@ -229,23 +279,28 @@ class Driver:
                 self._faults[m["id"]] = fault
                 self._save_faults()
         log.info("fault %s injected on %s (%s)", kind, m["mac"], m["id"])
-        # recorded first: from now on nothing powers it on
-        m = self.switch_power(m["id"], "off")
-        return m, dict(fault)
+        if kind == "power-off":
+            # recorded first: from now on nothing powers it on
+            m = self.switch_power(m["id"], "off")
+        return self.pool.get(m["id"]), dict(fault)
 
     def clear_fault(self, ident):
         """Remove a machine's fault and undo it (power on). Returns (machine, the cleared fault or None)."""
         m = self.pool.get(ident)
-        with self._faults_lock:
-            fault = self._faults.pop(m["id"], None)
-            if fault is not None:
-                self._save_faults()
+        fault = self._drop_fault(m["id"])
         if fault is None:
             return m, None
         log.info("fault %s cleared on %s (%s)", fault.get("kind"), m["mac"], m["id"])
         if fault.get("kind") == "power-off":
             m = self.switch_power(m["id"], "on")
-        return m, fault
+        elif fault.get("kind") == "hang":
+            self.thaw(m)
+        elif fault.get("kind") == "kill-kubelet":
+            ok, out, err = self.run_command(m, REVIVE_KUBELET, timeout=60)
+            if not ok:
+                log.warning("kill-kubelet cleared on %s, but starting the kubelet failed: %s",
+                            m["mac"], (err or out).strip())
+        return self.pool.get(m["id"]), fault
 
     def reachable(self, machine):
         """True when the machine's installed OS answers (SSH)."""

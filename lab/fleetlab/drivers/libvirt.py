@@ -328,6 +328,18 @@ class LibvirtDriver(Driver):
         if action in ("on", "off", "reset", "cycle"):
             self.vm.power(machine["mac"], action)
 
+    def freeze(self, machine):
+        if self.vm is None or self.vm.machine(machine["mac"]) is None:
+            raise ValueError("%s has no VM" % machine["mac"])
+        if not self.vm.freeze(machine["mac"]):
+            raise ValueError("%s is not running: a machine without power cannot hang" % machine["mac"])
+        self._reach_cache.pop(machine["mac"], None)
+
+    def thaw(self, machine):
+        if self.vm is not None and self.vm.machine(machine["mac"]) is not None:
+            self.vm.thaw(machine["mac"])
+        self._reach_cache.pop(machine["mac"], None)
+
     def reachable(self, machine):
         if machine is None or self.vm is None or self.vm.machine(machine["mac"]) is None:
             return False

@@ -11,6 +11,9 @@ Timeline of one machine (durations from the options, see :data:`PRESETS`):
 * ``install_seconds`` later -> ``booting`` (OS written) and then ``provisioned``;
 * metal free / plunder ``dd`` + sysrq reboot: ``wiping`` for ``wipe_seconds`` -> loop.
 
+A ``hang`` fault freezes a machine: no step runs and nothing answers until a power reset, cycle
+or off ends it (which reboots it as usual).
+
 Commands (plunder parlay) are simulated by :meth:`SimDriver.run_command`: an
 unreachable machine answers like an SSH dial timeout; ``dd ... of=/dev/sda`` blanks the
 disk; ``echo b | tee /proc/sysrq-trigger`` reboots it (a blank disk then PXE-boots).
@@ -104,6 +107,8 @@ class SimDriver(Driver):
         m = self.pool.get(mid)
         if m is None or m["power"] != "on":
             return  # a machine without power does nothing; power on starts it again
+        if self.hung(m):
+            return  # frozen: its steps are lost; the reset that ends the hang starts it again
         if step == "pxe":
             with self._lock:
                 self._rebooting.pop(mid, None)
@@ -161,8 +166,16 @@ class SimDriver(Driver):
                 # it stopped while off (its steps were dropped): it PXE-boots again
                 self._schedule(mid, "pxe", self.pxe_delay)
 
+    def freeze(self, machine):
+        pass  # hung() is the truth: no step runs, nothing answers
+
+    def kill_kubelet(self, machine):
+        raise ValueError("simulated machines run no kubelet: kill-kubelet needs the libvirt driver")
+
     def reachable(self, machine):
         if machine is None or machine["state"] != P.PROVISIONED or machine["power"] != "on":
+            return False
+        if self.hung(machine):
             return False
         with self._lock:
             until = self._rebooting.get(machine["id"])

@@ -35,7 +35,7 @@ so that tests never touch the real ``/etc`` or ``/proc``.
 
 DOUBLE_BANNER = "fleetlab kubeadm TEST DOUBLE (not kubeadm)"
 #: the version the double is when nothing says otherwise (tests on the host)
-DEFAULT_VERSION = "v1.31.4"
+DEFAULT_VERSION = "v1.37.1"
 
 
 def own_version():

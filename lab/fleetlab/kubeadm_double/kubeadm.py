@@ -36,7 +36,7 @@ DEFAULT_CP_TIMEOUT = "4m0s"
 DEFAULT_TLS_TIMEOUT = "5m0s"
 DEFAULT_ETCD_TIMEOUT = "2m0s"
 ETCD_DATA_DIR = "/var/lib/etcd"
-ETCD_IMAGE_TAG = "3.5.15-0"  # what kubeadm 1.31 pins; the kubelet double runs Debian's etcd binary for it
+ETCD_IMAGE_TAG = "3.5.15-0"  # written in kubeadm's form; the kubelet double runs Debian's etcd binary whatever it says
 TOKEN_CHARS = string.ascii_lowercase + string.digits
 
 

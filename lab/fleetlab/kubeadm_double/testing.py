@@ -240,7 +240,7 @@ timeouts:
 apiVersion: kubeadm.k8s.io/v1beta4
 kind: ClusterConfiguration
 clusterName: lab
-kubernetesVersion: v1.31.4
+kubernetesVersion: v1.37.1
 controlPlaneEndpoint: 127.0.0.1:{port}
 encryptionAlgorithm: ECDSA-P256
 networking:

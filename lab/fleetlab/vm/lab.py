@@ -247,6 +247,23 @@ class VMLab:
             dom.create()
         return dom.isActive()
 
+    def freeze(self, mac):
+        """Pause a running VM where it is (a hung machine: power on, nothing runs). False when off."""
+        dom = self.domain(mac)
+        if not dom.isActive():
+            return False
+        libvirt = _libvirt()
+        if dom.state()[0] != libvirt.VIR_DOMAIN_PAUSED:
+            dom.suspend()
+        return True
+
+    def thaw(self, mac):
+        """Let a paused VM run again (before a reset: QEMU resets a paused VM into a paused one)."""
+        dom = self.domain(mac)
+        libvirt = _libvirt()
+        if dom.isActive() and dom.state()[0] == libvirt.VIR_DOMAIN_PAUSED:
+            dom.resume()
+
     def is_on(self, mac):
         return bool(self.domain(mac).isActive())
 

@@ -3,8 +3,10 @@
 Molecule runs them against its inventory (molecule-cp-0 in kube_control_plane, the workers in
 kube_node), over SSH to the lab's VMs."""
 import json
+import os
 
 import pytest
+import yaml
 
 KUBE_FILES_ALL = ["/etc/kubernetes/kubelet.conf", "/etc/kubernetes/pki/ca.crt", "/var/lib/kubelet/config.yaml",
                   "/var/lib/kubelet/kubeadm-flags.env"]
@@ -17,6 +19,12 @@ KUBE_FILES_CONTROL_PLANE = ["/etc/kubernetes/admin.conf", "/etc/kubernetes/pki/c
 
 def _groups(host):
     return host.ansible.get_variables().get("group_names", [])
+
+
+def _cluster_version():
+    """kubernetes_version of the cluster description molecule's create step wrote."""
+    with open(os.path.join(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"], "cluster.yml"), encoding="utf-8") as fh:
+        return yaml.safe_load(fh)["kubernetes_version"]
 
 
 def test_containerd_runs_with_the_systemd_cgroup_driver(host):
@@ -39,6 +47,7 @@ def test_packages_installed_and_held(host, name):
     assert host.package(name).is_installed
     selection = host.check_output("dpkg --get-selections %s", name)
     assert selection.split()[-1] == "hold"
+    assert host.package(name).version == _cluster_version() + "-1.1"
 
 
 @pytest.mark.parametrize("key", ["net.ipv4.ip_forward", "net.bridge.bridge-nf-call-iptables",
@@ -79,4 +88,7 @@ def test_every_node_ready_through_the_api(host):
     for item in items:
         ready = [c for c in item["status"]["conditions"] if c["type"] == "Ready"][0]
         assert ready["status"] == "True", (item["metadata"]["name"], ready)
+        assert item["status"]["nodeInfo"]["kubeletVersion"] == "v" + _cluster_version(), item["metadata"]["name"]
+    server = json.loads(host.check_output("kubectl --kubeconfig /etc/kubernetes/admin.conf version -o json"))
+    assert server["serverVersion"]["gitVersion"] == "v" + _cluster_version()
     assert sorted(item["metadata"]["name"] for item in items) == expected

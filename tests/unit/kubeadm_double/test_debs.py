@@ -17,7 +17,7 @@ pytestmark = pytest.mark.skipif(shutil.which("dpkg-deb") is None, reason="dpkg-d
 @pytest.fixture(scope="module")
 def built(tmp_path_factory):
     out = tmp_path_factory.mktemp("debs")
-    return debs.build(str(out), "1.31.4-1.1")
+    return debs.build(str(out), "1.37.1-1.1")
 
 
 def _field(deb, name):
@@ -28,7 +28,7 @@ def test_packages_are_named_like_upstream_and_say_test_double(built):
     names = sorted(_field(deb, "Package") for deb in built)
     assert names == ["fleetlab-kubernetes-double", "kubeadm", "kubectl", "kubelet"]
     for deb in built:
-        assert _field(deb, "Version") == "1.31.4-1.1"
+        assert _field(deb, "Version") == "1.37.1-1.1"
         real = _field(deb, "Package") == "kubectl"
         assert ("TEST DOUBLE" in _field(deb, "Description")) != real
     # kubectl is the real client, whole
@@ -114,4 +114,4 @@ def test_a_newer_library_keeps_the_older_kubelet_installable(built):
     """kubeadm's upgrade order (kubeadm first, the kubelet later) needs the kubelet of the version
     before to accept the newer shared library."""
     kubelet = [d for d in built if os.path.basename(d).startswith("kubelet_")][0]
-    assert _field(kubelet, "Depends") == "fleetlab-kubernetes-double (>= 1.31.4-1.1)"
+    assert _field(kubelet, "Depends") == "fleetlab-kubernetes-double (>= 1.37.1-1.1)"

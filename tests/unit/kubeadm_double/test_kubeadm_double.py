@@ -117,8 +117,8 @@ def test_config_validate_command(make_node):
 
 def test_version_range_is_enforced(make_node):
     node = make_node("ver")
-    for version, message in (("v1.33.0", "minor release higher"), ("v1.29.0", ">= 1.30.0")):
-        cfg = INIT_CONFIG.replace("v1.31.4", version)
+    for version, message in (("v1.38.0", "minor release higher"), ("v1.35.0", ">= 1.36.0")):
+        cfg = INIT_CONFIG.replace("v1.37.1", version)
         proc = _init(node, free_port(), config=cfg.format(port=1, name="ver"))
         assert proc.returncode == 1 and message in proc.stderr
 
@@ -200,7 +200,7 @@ def test_init_writes_kubeadm_files_and_serves_the_api(cluster):
 
     from kubernetes import client, config
     api_client = config.new_client_from_config(config_file=kubeconfig)
-    assert client.VersionApi(api_client).get_code().git_version == "v1.31.4"
+    assert client.VersionApi(api_client).get_code().git_version == "v1.37.1"
 
 
 def test_cni_manifest_makes_nodes_ready_and_diff_is_idempotent(cluster):
@@ -337,7 +337,7 @@ def test_reset_removes_state_and_stops_the_node(cluster):
 
 def test_version_outputs(make_node):
     node = make_node("vv")
-    assert node.kubeadm("version", "-o", "short", check=True).stdout.strip() == "v1.31.4"
+    assert node.kubeadm("version", "-o", "short", check=True).stdout.strip() == "v1.37.1"
     assert "TEST DOUBLE" in node.kubeadm("version", check=True).stdout
 
 
@@ -584,13 +584,20 @@ def test_upgrade_version_policy(monkeypatch):
     assert len(newer) == 1 and "w1 is newer" in newer[0]
 
 
-def test_upgrade_plan_apply_and_node(cluster, make_node):
+OLD, NEW = "v1.36.4", "v1.37.1"  # N-1 and N: the double's own default is N
+
+
+def test_upgrade_plan_apply_and_node(make_node):
     """kubeadm upgrade with the packages of two versions: the new kubeadm plans and applies, the
     API server comes back at the new version, a re-run changes nothing, a worker follows."""
-    cp, port, out = cluster
+    cp = make_node("cp1", extra_env={"FLEET_DOUBLE_VERSION": OLD})  # the packages of N-1 installed
+    port = free_port()
+    cp.start_kubelet()
+    out = _init(cp, port, ["--upload-certs"], config=INIT_CONFIG.replace(NEW, OLD).format(port=port, name="cp1"))
+    assert out.returncode == 0, out.stderr
     admin = os.path.join(cp.path, "etc/kubernetes/admin.conf")
-    token, ca_hash, _key = _join_values(out)
-    worker = make_node("w1")
+    token, ca_hash, _key = _join_values(out.stdout)
+    worker = make_node("w1", extra_env={"FLEET_DOUBLE_VERSION": OLD})
     worker.start_kubelet()
     worker.kubeadm("join", "127.0.0.1:%d" % port, "--token", token, "--discovery-token-ca-cert-hash", ca_hash,
                    check=True)
@@ -600,33 +607,33 @@ def test_upgrade_plan_apply_and_node(cluster, make_node):
         try:
             return node.kubeadm("upgrade", *args)
         finally:
-            del node.extra_env["FLEET_DOUBLE_VERSION"]
+            node.extra_env["FLEET_DOUBLE_VERSION"] = OLD
 
-    assert "up-to-date" in kubeadm(cp, "v1.31.4", "plan").stdout
-    older_kubeadm = kubeadm(cp, "v1.31.4", "apply", "v1.32.1", "-y")
+    assert "up-to-date" in kubeadm(cp, OLD, "plan").stdout
+    older_kubeadm = kubeadm(cp, OLD, "apply", NEW, "-y")
     assert older_kubeadm.returncode == 1 and "higher than the kubeadm version" in older_kubeadm.stderr
-    plan = kubeadm(cp, "v1.32.1", "plan")
-    assert plan.returncode == 0 and "kubeadm upgrade apply v1.32.1" in plan.stdout, plan.stderr
-    for target, message in (("v1.33.0", "higher than the kubeadm version"), ("1.32", "not a Kubernetes version"),
-                            ("v1.31.1", "Skippable errors may be skipped with --force")):
-        refused = kubeadm(cp, "v1.32.1", "apply", target, "-y")
+    plan = kubeadm(cp, NEW, "plan")
+    assert plan.returncode == 0 and "kubeadm upgrade apply %s" % NEW in plan.stdout, plan.stderr
+    for target, message in (("v1.38.0", "higher than the kubeadm version"), ("1.37", "not a Kubernetes version"),
+                            ("v1.36.1", "Skippable errors may be skipped with --force")):
+        refused = kubeadm(cp, NEW, "apply", target, "-y")
         assert refused.returncode == 1 and message in refused.stderr, refused.stderr
-    assert "pass --yes" in kubeadm(cp, "v1.32.1", "apply", "v1.32.1").stderr
+    assert "pass --yes" in kubeadm(cp, NEW, "apply", NEW).stderr
     manifest = os.path.join(cp.path, "etc/kubernetes/manifests/kube-apiserver.yaml")
     before = open(manifest).read()
-    dry = kubeadm(cp, "v1.32.1", "apply", "v1.32.1", "--dry-run")
+    dry = kubeadm(cp, NEW, "apply", NEW, "--dry-run")
     assert dry.returncode == 0 and "Would write" in dry.stdout and open(manifest).read() == before
-    applied = kubeadm(cp, "v1.32.1", "apply", "v1.32.1", "-y", "--timeout", "60")
-    assert applied.returncode == 0 and 'upgraded to "v1.32.1"' in applied.stdout, applied.stderr
-    assert "kube-apiserver:v1.32.1" in open(manifest).read()
+    applied = kubeadm(cp, NEW, "apply", NEW, "-y", "--timeout", "60")
+    assert applied.returncode == 0 and 'upgraded to "%s"' % NEW in applied.stdout, applied.stderr
+    assert "kube-apiserver:%s" % NEW in open(manifest).read()
     from kubernetes import client, config
     api_client = config.new_client_from_config(config_file=admin)
-    assert client.VersionApi(api_client).get_code().git_version == "v1.32.1"
+    assert client.VersionApi(api_client).get_code().git_version == NEW
     cm = client.CoreV1Api(api_client).read_namespaced_config_map("kubeadm-config", "kube-system")
-    assert yaml.safe_load(cm.data["ClusterConfiguration"])["kubernetesVersion"] == "v1.32.1"
-    again = kubeadm(cp, "v1.32.1", "apply", "v1.32.1", "-y", "--timeout", "60")
-    assert again.returncode == 0 and "already at v1.32.1" in again.stdout
+    assert yaml.safe_load(cm.data["ClusterConfiguration"])["kubernetesVersion"] == NEW
+    again = kubeadm(cp, NEW, "apply", NEW, "-y", "--timeout", "60")
+    assert again.returncode == 0 and "already at %s" % NEW in again.stdout
     # a worker: kubelet configuration only; a kubeadm older than the cluster is refused
-    assert "newer than this kubeadm" in kubeadm(worker, "v1.31.4", "node").stderr
-    node_run = kubeadm(worker, "v1.32.1", "node")
+    assert "newer than this kubeadm" in kubeadm(worker, OLD, "node").stderr
+    node_run = kubeadm(worker, NEW, "node")
     assert node_run.returncode == 0 and "Not a control plane node" in node_run.stdout, node_run.stderr
