@@ -209,12 +209,14 @@ def _closed_ssh_map(tmp_path, lab_pool):
     return str(path)
 
 
-def _leased_cluster(lab, tmp_path, name):
-    """A 1 + 2 plunder cluster leased and provisioned on the sim lab, its machines not answering SSH."""
+def _leased_cluster(lab, tmp_path, name, provider="plunder"):
+    """A 1 + 2 cluster leased and provisioned on the sim lab, its machines not answering SSH."""
     cluster = {
-        "cluster_name": name, "cluster_provider": "plunder",
+        "cluster_name": name, "cluster_provider": provider,
         "cluster_control_plane_count": 1, "cluster_worker_count": 2,
-        "cluster_address_range": "10.79.0.10-10.79.0.20", "cluster_image": "preseed",
+        "cluster_image": "preseed" if provider == "plunder" else "debian-12",
+        "cluster_metal_project": PROJECT if provider == "metal" else "",
+        "cluster_address_range": "10.79.0.10-10.79.0.20",
         "cluster_poll_interval": 0.3, "cluster_provision_timeout": 120, "kubernetes_version": "1.37.1",
         "cluster_ssh_map_file": _closed_ssh_map(tmp_path, lab.pool_path),
     }
@@ -315,3 +317,57 @@ def test_upgrade_refusals_come_before_any_node_is_contacted(fresh_lab, tmp_path)
         failed = [t for p in data["plays"] for t in p["tasks"] for h in t["hosts"].values() if h.get("failed")]
         assert failed and message in failed[0]["hosts"]["localhost"]["msg"], failed
         assert all(p["play"]["name"] in ("Find the cluster's machines", "Check the upgrade") for p in data["plays"])
+
+
+def test_repair_refuses_too_many_unhealthy_members_and_plans(fresh_lab, tmp_path):
+    """repair-cluster.yml on a cluster whose machines do not answer SSH: three unhealthy members
+    are more than cluster_max_unhealthy (1 by default) allows, so it stops before anything changes;
+    with a higher limit, --check prints the plan (no power control on plunder without BMCs: replace)
+    and changes nothing."""
+    _cluster, vars_file = _leased_cluster(fresh_lab, tmp_path, "rp")
+    before = _pool_rows(fresh_lab)
+
+    proc, data = _run("repair-cluster.yml", vars_file, fresh_lab, "-e", "cluster_repair_ssh_timeout=2")
+    assert proc.returncode != 0
+    msg = list(_task(data, "Refuse to repair more members"))[0]["msg"]
+    assert "3 of 3 members are unhealthy (rp-cp-0, rp-worker-0, rp-worker-1)" in msg
+    assert "allows 1" in msg and "Nothing was changed" in msg
+
+    proc, data = _run("repair-cluster.yml", vars_file, fresh_lab, "-e", "cluster_repair_ssh_timeout=2",
+                      "-e", "cluster_max_unhealthy=100%", "--check", "--diff")
+    assert proc.returncode == 0, (proc.stdout[-3000:], proc.stderr[-3000:])
+    plan = list(_task(data, "The health of every member"))[0]["msg"]
+    assert plan[0].startswith("rp-cp-0: unhealthy (no SSH): no power control (cluster_bmc is empty): replace it")
+    assert len(plan) == 4 and plan[-1] == "no control plane answers SSH: the Nodes were not read"
+    assert _pool_rows(fresh_lab) == before
+
+    # 2 of 3 with "50%": 1 allowed
+    proc, data = _run("repair-cluster.yml", vars_file, fresh_lab, "-e", "cluster_repair_ssh_timeout=2",
+                      "-e", "cluster_max_unhealthy=50%")
+    assert proc.returncode != 0 and "allows 1" in list(_task(data, "Refuse to repair more members"))[0]["msg"]
+
+
+def _pool_rows(lab):
+    import sqlite3
+    conn = sqlite3.connect("file:%s?mode=ro" % lab.pool_path, uri=True, timeout=30)
+    try:
+        return sorted(conn.execute("SELECT mac, state, lease_name FROM machines"))
+    finally:
+        conn.close()
+
+
+def test_repair_plan_on_the_metal_face_reads_the_power(fresh_lab, tmp_path):
+    """With a power API (metal), the health check asks each machine's power: one powered off by the
+    lab is named so, and the plan powers it on before replacing anything."""
+    _cluster, vars_file = _leased_cluster(fresh_lab, tmp_path, "rq", provider="metal")
+    off = subprocess.run([sys.executable, "-m", "fleetlab", "fault", "rq-worker-1", "power-off",
+                          "--state", fresh_lab.state_dir], capture_output=True, text=True, timeout=60)
+    assert off.returncode == 0, off.stderr
+    proc, data = _run("repair-cluster.yml", vars_file, fresh_lab, "-e", "cluster_repair_ssh_timeout=2",
+                      "-e", "cluster_max_unhealthy=100%", "--check")
+    assert proc.returncode == 0, (proc.stdout[-3000:], proc.stderr[-3000:])
+    plan = list(_task(data, "The health of every member"))[0]["msg"]
+    worker = [line for line in plan if line.startswith("rq-worker-1:")][0]
+    assert worker.startswith("rq-worker-1: unhealthy (no SSH, powered off): power on through the provisioner")
+    assert [line for line in plan if line.startswith("rq-worker-0:")][0].startswith(
+        "rq-worker-0: unhealthy (no SSH): power reset through the provisioner")

@@ -75,6 +75,9 @@ def node_object(state, name):
         ready, reason, message = "True", "KubeletReady", "kubelet is posting ready status"
     beat = (datetime.datetime.utcfromtimestamp(heartbeat).strftime("%Y-%m-%dT%H:%M:%SZ")
             if heartbeat else node["created"])
+    # the node controller flips Ready to Unknown once the grace period after the last heartbeat ends
+    since = (datetime.datetime.utcfromtimestamp(heartbeat + NODE_GRACE_SECONDS).strftime("%Y-%m-%dT%H:%M:%SZ")
+             if heartbeat and not fresh else node["created"])
     labels = dict(node.get("labels", {}))
     taints = []
     mark = state.get("control_planes", {}).get(name)
@@ -97,7 +100,7 @@ def node_object(state, name):
         "spec": spec,
         "status": {
             "conditions": [{"type": "Ready", "status": ready, "reason": reason, "message": message,
-                            "lastHeartbeatTime": beat, "lastTransitionTime": node["created"]}],
+                            "lastHeartbeatTime": beat, "lastTransitionTime": since}],
             "addresses": [{"type": "InternalIP", "address": node.get("address", "")},
                           {"type": "Hostname", "address": name}],
             "nodeInfo": {
