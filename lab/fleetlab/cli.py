@@ -83,6 +83,8 @@ def build_parser():
                         "until a power reset/cycle/off; kill-kubelet: stop its kubelet until the next boot "
                         "(over SSH); clear: remove its fault and undo it")
     p.add_argument("--state", default=DEFAULT_STATE)
+    p = sub.add_parser("bmc", help="the libvirt lab's Redfish BMCs as a cluster_bmc map (YAML, secrets included)")
+    p.add_argument("--state", default=DEFAULT_STATE)
     p = sub.add_parser("report", help="the pool's machines and their recent events as an HTML page (and JSON)")
     p.add_argument("--state", default=DEFAULT_STATE)
     p.add_argument("--out", default=None, help="page to write (default: STATE/report.html)")
@@ -411,6 +413,19 @@ def _ago(seconds):
     return "%dh" % (seconds // 3600)
 
 
+def cmd_bmc(args):
+    """Print ``cluster_bmc:`` for a vars file: each VM's Redfish BMC (``fleetlab.vm.bmc``)."""
+    import yaml
+    from .vm import bmc
+
+    data = bmc.read_map(os.path.abspath(args.state))
+    if not data:
+        sys.stderr.write("fleetlab: the lab in %s has no BMC (only the libvirt driver runs one)\n" % args.state)
+        return 1
+    sys.stdout.write(yaml.safe_dump({"cluster_bmc": data["machines"]}, default_flow_style=False, sort_keys=True))
+    return 0
+
+
 def cmd_report(args):
     from .report import write
 
@@ -480,7 +495,7 @@ def main(argv=None):
         return serve(args)
     # `fleetlab status | head` closing the pipe is not an error
     signal.signal(signal.SIGPIPE, signal.SIG_DFL)
-    return {"up": cmd_up, "down": cmd_down, "status": cmd_status, "env": cmd_env, "report": cmd_report,
+    return {"up": cmd_up, "down": cmd_down, "status": cmd_status, "env": cmd_env, "report": cmd_report, "bmc": cmd_bmc,
             "fault": cmd_fault, "prepare": cmd_prepare, "packages": cmd_packages,
             "prune-images": cmd_prune_images}[args.command](args)
 

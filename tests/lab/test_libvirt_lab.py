@@ -261,6 +261,26 @@ def test_two_vms_loop_lease_install_ssh_wipe(os_image, vm_host, tmp_path):
                           for h in map(json.loads, open(os.path.join(state, "vm", "hits.jsonl")))),
               180, step=1, what="the reset VM back in the loop")
 
+        # 9. every VM has a Redfish BMC (sushy-tools' emulator over the lab's libvirtd, on loopback,
+        #    with this lab's credentials): `fleetlab bmc` prints the map; off and on through it
+        import sushy
+        import yaml
+        entry = yaml.safe_load(fleetlab("bmc"))["cluster_bmc"][mac_m]
+        assert entry["address"].startswith("http://127.0.0.1:") and entry["username"] and entry["password"]
+        assert os.stat(os.path.join(state, "bmc.json")).st_mode & 0o077 == 0
+        with pytest.raises(sushy.exceptions.AccessError):
+            sushy.Sushy(entry["address"] + "/redfish/v1/", username=entry["username"], password="wrong").get_system(
+                "/redfish/v1/Systems/" + entry["system_id"])
+        system = sushy.Sushy(entry["address"] + "/redfish/v1/", username=entry["username"],
+                             password=entry["password"]).get_system("/redfish/v1/Systems/" + entry["system_id"])
+        assert system.power_state == sushy.PowerState.ON
+        system.reset_system(sushy.ResetType.FORCE_OFF)
+        wait_until(lambda: not _domain_active(lab, state, domain), 60, step=0.5, what="the VM off through its BMC")
+        system.refresh()
+        assert system.power_state == sushy.PowerState.OFF
+        system.reset_system(sushy.ResetType.ON)
+        wait_until(lambda: _domain_active(lab, state, domain), 60, step=0.5, what="the VM on through its BMC")
+
         with open(os.path.join(state, "vm", "timings.json")) as f:
             timings = json.load(f)
         print("\nlibvirt lab timings (2 VMs, %s):" % json.load(open(os.path.join(state, "driver.json")))["accel"])

@@ -131,8 +131,9 @@ class LibvirtDriver(Driver):
                 self.pool.set_columns(m["id"], labels=json.dumps(labels, sort_keys=True))
                 if m["lease_name"] is not None:
                     self._prepare(m)
+            bmc = self._start_bmc(machines)
             self.set_health(READY, accel=self.vm.domain_type, machines=len(machines),
-                            boot_service=self.vm.boot.base, namespace=self.vm.ns)
+                            boot_service=self.vm.boot.base, namespace=self.vm.ns, bmc=bmc)
             self.ready.set()
             log.info("libvirt: %d VMs booting (%s)", len(machines), self.vm.domain_type)
         except Exception as exc:  # reported as the driver's health and in the log
@@ -143,6 +144,20 @@ class LibvirtDriver(Driver):
             self.ready.set()
             return
         self._monitor()
+
+    def _start_bmc(self, machines):
+        """A Redfish BMC for every VM (sushy-tools' emulator, see :mod:`fleetlab.vm.bmc`); the lab runs
+        without one, and says so, when the emulator cannot start. Returns its address or the cause."""
+        from ..vm import bmc as vmbmc
+        try:
+            bmc = vmbmc.start(self.state_dir, self.vm.uri, self.vm.record)
+            vmbmc.write_map(self.state_dir, bmc, {m["mac"]: self.vm.domain(m["mac"]).UUIDString() for m in machines})
+        except Exception as exc:  # the faces and the VMs work without it
+            log.warning("libvirt: no BMC for the VMs: %s", exc)
+            return "none: %s" % exc
+        log.info("libvirt: Redfish BMC for %d VMs on %s (credentials in %s)", len(machines), bmc["address"],
+                 os.path.join(self.state_dir, vmbmc.BMC_FILE))
+        return bmc["address"]
 
     def _undo_bring_up(self):
         """A failed set-up removes whatever it had started (daemons, VMs, network, namespace)."""

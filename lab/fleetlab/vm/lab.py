@@ -524,7 +524,13 @@ def teardown(state_dir, log=print):
                 except libvirt.libvirtError:
                     pass
             conn.close()
+    from . import bmc
+    bmc.stop(record)  # the BMC emulator talks to the daemons: before them
     host.stop_daemons(record)
+    try:
+        os.remove(os.path.join(os.path.abspath(state_dir), bmc.BMC_FILE))
+    except FileNotFoundError:
+        pass
     if root and os.path.isdir(root):
         # the private libvirt's mounts lived only in its own mount namespace: plain files now
         shutil.rmtree(root, ignore_errors=True)

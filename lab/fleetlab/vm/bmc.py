@@ -1,0 +1,92 @@
+"""The lab's BMCs: sushy-tools' Redfish emulator over the lab's private libvirtd, one emulator with a
+Redfish system per VM, listening on 127.0.0.1 with HTTP basic auth (a bcrypt htpasswd file with a
+password made for this lab). What a ``bmc`` map (the ``power`` and ``wipe`` modules, ``cluster_bmc``)
+needs to reach each machine is written to ``<state>/bmc.json`` (mode 0600): the emulator's address,
+the credentials and each machine's system id (its domain's UUID).
+
+The emulator is a child of the lab process, so it sees the lab's private libvirt; it is recorded
+in the lab's record (``bmc_pid``) and stopped, by PID, with the lab."""
+import json
+import os
+import secrets
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+
+from . import host
+
+BMC_FILE = "bmc.json"
+USER = "fleetlab"
+
+
+def _free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _write_private(path, text):
+    tmp = path + ".tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(text)
+    os.replace(tmp, path)
+
+
+def start(state_dir, libvirt_uri, record, timeout=60.0):
+    """Start the emulator; returns ``{"address", "username", "password"}``. Raises ``RuntimeError``
+    with the cause (no emulator installed, it did not answer) after stopping what it started."""
+    exe = os.path.join(os.path.dirname(sys.executable), "sushy-emulator")
+    if not os.path.exists(exe):
+        raise RuntimeError("sushy-emulator is not installed next to %s (pip install sushy-tools)" % sys.executable)
+    import bcrypt
+
+    workdir = os.path.join(state_dir, "vm", "bmc")
+    os.makedirs(workdir, mode=0o700, exist_ok=True)
+    password = secrets.token_urlsafe(16)
+    htpasswd = os.path.join(workdir, "htpasswd")
+    _write_private(htpasswd, "%s:%s\n" % (USER, bcrypt.hashpw(password.encode(), bcrypt.gensalt()).decode()))
+    config = os.path.join(workdir, "emulator.conf")
+    _write_private(config, "SUSHY_EMULATOR_AUTH_FILE = %r\nSUSHY_EMULATOR_STATE_DIR = %r\n"
+                   % (htpasswd, os.path.join(workdir, "state")))
+    port = _free_port()
+    address = "http://127.0.0.1:%d" % port
+    with open(os.path.join(workdir, "emulator.log"), "ab") as log:
+        proc = subprocess.Popen([exe, "--config", config, "--interface", "127.0.0.1", "--port", str(port),
+                                 "--libvirt-uri", libvirt_uri], stdin=subprocess.DEVNULL, stdout=log,
+                                stderr=subprocess.STDOUT, start_new_session=True)
+    record.set("bmc_pid", proc.pid)
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            urllib.request.urlopen(address + "/redfish/v1/", timeout=2).read()
+            break
+        except (OSError, urllib.error.URLError) as exc:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                stop(record)
+                raise RuntimeError("the BMC emulator did not answer on %s within %.0f s (%s); see %s"
+                                   % (address, timeout, exc, os.path.join(workdir, "emulator.log")))
+            time.sleep(0.3)
+    return {"address": address, "username": USER, "password": password}
+
+
+def write_map(state_dir, bmc, systems):
+    """``<state>/bmc.json``: the emulator and, per machine MAC, the entry of a ``bmc`` map."""
+    machines = {mac: dict(bmc, system_id=uuid) for mac, uuid in sorted(systems.items())}
+    _write_private(os.path.join(state_dir, BMC_FILE), json.dumps({"bmc": bmc, "machines": machines}, indent=1) + "\n")
+
+
+def read_map(state_dir):
+    """The map ``write_map`` wrote, or None when the lab has no BMC."""
+    try:
+        with open(os.path.join(state_dir, BMC_FILE), encoding="utf-8") as handle:
+            return json.load(handle)
+    except (OSError, ValueError):
+        return None
+
+
+def stop(record):
+    host.kill_pid(record.data.get("bmc_pid"), "sushy-emulator")
