@@ -47,7 +47,8 @@ lab's control socket), each until it is cleared:
 * ``power-off`` powers the machine off as a power loss would (no event: nothing planned it) and
   holds it off: neither the lab nor a metal ``power on`` switches it on again;
 * ``hang`` freezes it with its power on (:meth:`Driver.freeze`): no SSH, no progress. A power
-  reset, cycle or off ends it, as a BMC reset cures a hung server;
+  reset, cycle or off ends it, as a BMC reset cures a hung server (the libvirt driver crashes the
+  kernel of a VM that runs its OS, so its BMC's reset cures it too; other VMs are paused);
 * ``kill-kubelet`` stops the kubelet on the machine and masks it until the next boot (over SSH:
   the machine must answer). A power reset, cycle or off ends it: the kubelet starts at boot.
 
@@ -202,7 +203,7 @@ class Driver:
             self._drop_fault(m["id"])
             log.info("fault %s on %s ended by power %s", fault["kind"], m["mac"], action)
             if fault["kind"] == "hang":
-                self.thaw(m)
+                self.thaw(m, resetting=True)
         if action == "off":
             self.pool.set_columns(m["id"], power="off", last_seen=time.time())
         elif action in POWER_ON_ACTIONS:
@@ -234,8 +235,8 @@ class Driver:
         """Stop the machine where it is, power on (a ``hang`` fault). Drivers that can, override."""
         raise ValueError("the %s driver cannot freeze a machine" % self.name)
 
-    def thaw(self, machine):
-        """Let a frozen machine run again."""
+    def thaw(self, machine, resetting=False):
+        """Let a frozen machine run again (``resetting``: a power reset, cycle or off follows)."""
 
     def kill_kubelet(self, machine):
         """Stop the machine's kubelet until its next boot (a ``kill-kubelet`` fault), over SSH."""

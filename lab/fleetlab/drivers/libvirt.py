@@ -37,7 +37,7 @@ import time
 import uuid
 
 from .. import store as P
-from .base import DD_WIPE_RE, FAILED, POWER_ON_ACTIONS, READY, STARTING, SYSRQ_RE, Driver, strip_sudo
+from .base import CURED_BY_POWER, DD_WIPE_RE, FAILED, POWER_ON_ACTIONS, READY, STARTING, SYSRQ_RE, Driver, strip_sudo
 
 log = logging.getLogger("fleetlab.libvirt")
 
@@ -190,8 +190,16 @@ class LibvirtDriver(Driver):
         return out
 
     def _monitor(self):
-        """Heartbeat: provisioned machines whose SSH answers are 'alive'."""
+        """Heartbeat: provisioned machines whose SSH answers are 'alive'. A machine held off by a
+        power-off fault that runs anyway (switched on through its BMC, which bypasses the lab) is
+        switched off again: its power is gone, whoever presses the button."""
         while not self._stop.wait(10.0):
+            for mid in list(self._faults):
+                m = self.pool.get(mid)
+                if m is not None and self.held_off(m) and self.vm.machine(m["mac"]) is not None \
+                        and self.vm.is_on(m["mac"]):
+                    log.info("libvirt: %s is held off by a power-off fault: off again", m["mac"])
+                    self.vm.power(m["mac"], "off")
             for m in self.pool.machines(state=P.PROVISIONED):
                 if self.vm.machine(m["mac"]) is not None and self.reachable(m):
                     try:
@@ -252,6 +260,11 @@ class LibvirtDriver(Driver):
         elif event == "failed":
             self.pool.record_event(m["id"], "crashed", "installer failed: %s" % detail)
         elif event == "phoned-home":
+            fault = self.fault_of(m)
+            if fault and fault["kind"] in CURED_BY_POWER:
+                # it booted again (a reset through its BMC, say): what a boot ends is over
+                self._drop_fault(m["id"])
+                log.info("libvirt: fault %s on %s ended by a boot", fault["kind"], mac)
             t = threading.Thread(target=self._confirm_ssh, args=(mac,), daemon=True)
             t.start()
 
@@ -344,15 +357,25 @@ class LibvirtDriver(Driver):
             self.vm.power(machine["mac"], action)
 
     def freeze(self, machine):
+        """A VM whose OS answers crashes its kernel (sysrq ``c``; Debian does not reboot on a panic):
+        it hangs as a real server does, and any power reset cures it, the BMC's too. A VM without a
+        running OS (in the loop, installing) is paused instead."""
         if self.vm is None or self.vm.machine(machine["mac"]) is None:
             raise ValueError("%s has no VM" % machine["mac"])
-        if not self.vm.freeze(machine["mac"]):
+        if not self.vm.is_on(machine["mac"]):
             raise ValueError("%s is not running: a machine without power cannot hang" % machine["mac"])
+        if self.reachable(machine):
+            # the crash cuts the SSH session: no answer is the expected answer
+            self.vm.ssh(machine["mac"], "echo 1 > /proc/sys/kernel/sysrq; echo c > /proc/sysrq-trigger", timeout=10)
+        else:
+            self.vm.freeze(machine["mac"])
         self._reach_cache.pop(machine["mac"], None)
 
-    def thaw(self, machine):
+    def thaw(self, machine, resetting=False):
+        """End a hang: a paused VM runs on; a crashed one is reset unless a reset follows anyway."""
         if self.vm is not None and self.vm.machine(machine["mac"]) is not None:
-            self.vm.thaw(machine["mac"])
+            if not self.vm.thaw(machine["mac"]) and not resetting and self.vm.is_on(machine["mac"]):
+                self.vm.power(machine["mac"], "reset")
         self._reach_cache.pop(machine["mac"], None)
 
     def reachable(self, machine):

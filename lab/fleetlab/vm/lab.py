@@ -258,11 +258,14 @@ class VMLab:
         return True
 
     def thaw(self, mac):
-        """Let a paused VM run again (before a reset: QEMU resets a paused VM into a paused one)."""
+        """Let a paused VM run again (before a reset: QEMU resets a paused VM into a paused one).
+        True when it was paused."""
         dom = self.domain(mac)
         libvirt = _libvirt()
         if dom.isActive() and dom.state()[0] == libvirt.VIR_DOMAIN_PAUSED:
             dom.resume()
+            return True
+        return False
 
     def is_on(self, mac):
         return bool(self.domain(mac).isActive())
