@@ -38,7 +38,8 @@ def measure(provider, workers):
         if proc.returncode != 0:
             sys.stdout.write(proc.stdout[-3000:] + proc.stderr[-2000:])
             raise SystemExit("creating the 1+%d cluster failed (log above)" % workers)
-        proc, scaled = _run(dict(env, FLEET_WORKERS=str(workers + 1)))
+        # the spare is the new worker now: the lab-cluster job waits for 1 + workers + spare VMs
+        proc, scaled = _run(dict(env, FLEET_WORKERS=str(workers + 1), FLEET_SPARE="0"))
         if proc.returncode != 0:
             sys.stdout.write(proc.stdout[-3000:] + proc.stderr[-2000:])
             raise SystemExit("scaling the 1+%d cluster out failed (log above)" % workers)
