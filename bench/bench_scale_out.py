@@ -9,6 +9,7 @@ is equal within noise, and no more than lease -> SSH plus one join.
 import argparse
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -48,6 +49,7 @@ def measure(provider, workers):
         return {"created": created, "scaled": scaled, "phases": phases, "recap": dict(recap)}
     finally:
         _run(env, "delete")
+        shutil.rmtree(state, ignore_errors=True)  # the lab is down: its state is of no further use
 
 
 def main():
