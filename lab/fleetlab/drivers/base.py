@@ -94,8 +94,9 @@ STARTING, READY, FAILED = "starting", "ready", "failed"
 FAULTS_FILE = "faults.json"
 #: the faults ``fleetlab fault`` injects
 FAULT_KINDS = ("power-off", "hang", "kill-kubelet")
-#: faults a power action ends (the machine boots afresh)
-CURED_BY_POWER = {"hang": ("reset", "cycle", "off"), "kill-kubelet": ("reset", "cycle", "off")}
+#: faults a boot ends, and the power actions that end them (the machine starts afresh, or stops)
+ENDED_BY_BOOT = ("hang", "kill-kubelet")
+ENDING_ACTIONS = ("reset", "cycle", "off")
 #: the kubelet stopped and kept stopped until the next boot (a runtime mask lives in /run)
 KILL_KUBELET = "systemctl mask --runtime kubelet && systemctl kill --signal=KILL kubelet && systemctl stop kubelet"
 REVIVE_KUBELET = "systemctl unmask --runtime kubelet && systemctl start kubelet"
@@ -198,12 +199,9 @@ class Driver:
         if action in POWER_ON_ACTIONS and self.held_off(m):
             log.info("power %s of %s refused: held off by a power-off fault", action, m["mac"])
             return m
-        fault = self.fault_of(m)
-        if fault and action in CURED_BY_POWER.get(fault["kind"], ()):
-            self._drop_fault(m["id"])
-            log.info("fault %s on %s ended by power %s", fault["kind"], m["mac"], action)
-            if fault["kind"] == "hang":
-                self.thaw(m, resetting=True)
+        fault = self.end_boot_fault(m, "power " + action) if action in ENDING_ACTIONS else None
+        if fault and fault["kind"] == "hang":
+            self.thaw(m, resetting=True)
         if action == "off":
             self.pool.set_columns(m["id"], power="off", last_seen=time.time())
         elif action in POWER_ON_ACTIONS:
@@ -244,6 +242,16 @@ class Driver:
         if not ok:
             raise ValueError("kill-kubelet on %s: the machine did not run it (%s)"
                              % (machine["mac"], (err or out or "no answer").strip()))
+
+    def end_boot_fault(self, machine, cause):
+        """Drop ``machine``'s fault when it is one a boot ends (``cause``: what ended it, for the
+        log). Returns the dropped fault, or None."""
+        fault = self.fault_of(machine)
+        if not fault or fault["kind"] not in ENDED_BY_BOOT:
+            return None
+        self._drop_fault(machine["id"])
+        log.info("fault %s on %s ended by %s", fault["kind"], machine["mac"], cause)
+        return fault
 
     def _drop_fault(self, mid):
         with self._faults_lock:

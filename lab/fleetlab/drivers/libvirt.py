@@ -37,7 +37,7 @@ import time
 import uuid
 
 from .. import store as P
-from .base import CURED_BY_POWER, DD_WIPE_RE, FAILED, POWER_ON_ACTIONS, READY, STARTING, SYSRQ_RE, Driver, strip_sudo
+from .base import DD_WIPE_RE, FAILED, POWER_ON_ACTIONS, READY, STARTING, SYSRQ_RE, Driver, strip_sudo
 
 log = logging.getLogger("fleetlab.libvirt")
 
@@ -260,11 +260,8 @@ class LibvirtDriver(Driver):
         elif event == "failed":
             self.pool.record_event(m["id"], "crashed", "installer failed: %s" % detail)
         elif event == "phoned-home":
-            fault = self.fault_of(m)
-            if fault and fault["kind"] in CURED_BY_POWER:
-                # it booted again (a reset through its BMC, say): what a boot ends is over
-                self._drop_fault(m["id"])
-                log.info("libvirt: fault %s on %s ended by a boot", fault["kind"], mac)
+            # it booted again (a reset through its BMC, say): what a boot ends is over
+            self.end_boot_fault(m, "a boot")
             t = threading.Thread(target=self._confirm_ssh, args=(mac,), daemon=True)
             t.start()
 
