@@ -130,8 +130,13 @@ class Etcd:
                  "client_urls": m.get("clientURLs", [])} for m in answer.get("members", [])]
 
     def healthy(self):
-        """True when the first endpoint answers ``/health`` with a cluster that has quorum."""
+        """True when the first endpoint answers ``/health`` with a cluster that has quorum and its
+        JSON gateway serves requests. etcd's gateway reaches the member over gRPC: dialled before
+        the member listened, it answers 503 "connection refused" for a while after ``/health``
+        already says true, so both are asked."""
+        endpoint = self.endpoints[0]
         try:
-            return self._post(self.endpoints[0], "/health", None).get("health") == "true"
+            return (self._post(endpoint, "/health", None).get("health") == "true"
+                    and "header" in self._post(endpoint, "/v3/maintenance/status", {}))
         except (OSError, ValueError, EtcdError, http.client.HTTPException):
             return False
