@@ -81,7 +81,9 @@ def build_parser():
     p.add_argument("kind", metavar="FAULT", choices=FAULT_KINDS + ("clear",),
                    help="power-off: power the machine off and keep it off; hang: freeze it, power on, "
                         "until a power reset/cycle/off; kill-kubelet: stop its kubelet until the next boot "
-                        "(over SSH); clear: remove its fault and undo it")
+                        "(over SSH); no-pxe: its firmware boots only the disk; boot-disk: its firmware boots the disk "
+                        "first (both until its boot device is set to the network through its BMC); clear: remove "
+                        "its fault and undo it")
     p.add_argument("--state", default=DEFAULT_STATE)
     p = sub.add_parser("bmc", help="the libvirt lab's Redfish BMCs as a cluster_bmc map (YAML, secrets included)")
     p.add_argument("--state", default=DEFAULT_STATE)
@@ -316,7 +318,10 @@ def cmd_fault(args):
         else:
             print("fleetlab: %s (%s) has no fault" % (m["mac"], m["id"]))
     else:
-        ends = "" if args.kind == "power-off" else "a power reset, cycle or off, or "
+        from .drivers.base import BOOT_ORDER_FAULTS
+        ends = ("" if args.kind == "power-off" else
+                "its boot device is set to the network (BMC), or " if args.kind in BOOT_ORDER_FAULTS else
+                "a power reset, cycle or off, or ")
         print("fleetlab: %s (%s): fault %s, power %s until %s`fleetlab fault %s clear`"
               % (m["mac"], m["id"], args.kind, m["power"], ends, m["mac"]))
     return 0

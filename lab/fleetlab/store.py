@@ -485,7 +485,8 @@ class Pool:
         random allocation: unallocated, waiting, available, alive), spreading a project's
         machines over racks. Raises PoolError(unavailable) when none is free."""
         def _do(c):
-            pred = ("state=? AND lease_name IS NULL AND mstate='' AND power='on' AND partition=? AND size=?")
+            pred = ("state=? AND lease_name IS NULL AND mstate='' AND power='on' AND loop_since IS NOT NULL"
+                    " AND partition=? AND size=?")
             args = (UNLEASED, partition, size)
             if not self.loop_period:
                 # real sightings: only machines alive (seen within 5 minutes) are candidates

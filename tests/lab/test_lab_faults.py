@@ -173,3 +173,55 @@ def test_kill_kubelet_needs_a_machine_that_runs_one(fresh_lab, metal):
     out = run("fault", "nokubelet", "kill-kubelet", "--state", state)
     assert out.returncode == 1 and "simulated machines run no kubelet" in out.stderr
     assert not os.path.exists(os.path.join(state, "faults.json"))
+
+
+def test_boot_order_faults_until_the_boot_device_is_the_network(fresh_lab, metal, plunder):
+    """boot-disk: an installed machine boots its old OS instead of the reinstall it was sent, and
+    after a free it never reaches the wipe (which runs from the network boot): it stays wiping until
+    its boot device is set to the network and it is reset. no-pxe: a blank machine boots nothing and
+    leaves the loop, until its boot device is set to the network."""
+    state = fresh_lab.state_dir
+    alloc = metal.ok("POST", "/v1/machine/allocate", allocate_body("old-os"))
+    old = alloc["id"]
+    wait_until(lambda: metal.ok("GET", "/v1/machine/%s" % old)["events"]["log"][0]["event"] == "Phoned Home", 30,
+               "the machine provisioned", step=0.2)
+    out = run("fault", "old-os", "boot-disk", "--state", state)
+    assert out.returncode == 0, out.stderr
+    assert "until its boot device is set to the network (BMC)" in out.stdout
+
+    def installs():
+        return [e["event"] for e in metal.ok("GET", "/v1/machine/%s" % old)["events"]["log"]].count("Installing")
+
+    before = installs()
+    metal.ok("POST", "/v1/machine/%s/reinstall" % old, {"imageid": "debian-12"})
+    time.sleep(2)  # the fast preset installs in 1.5 s
+    row = _machine(state, old)
+    assert row["state"] == "provisioned" and row["fault"]["kind"] == "boot-disk" and installs() == before
+    metal.ok("DELETE", "/v1/machine/%s/free" % old)
+    time.sleep(3)  # the fast preset wipes in 1 s
+    assert _machine(state, old)["state"] == "wiping"
+    lines = run("status", "--state", state, "--limit", "0").stdout.splitlines()
+    mac = alloc["hardware"]["nics"][0]["mac"]
+    assert [line for line in lines if line.startswith(mac)][0].split()[-1] == "boot-disk"
+    metal.ok("POST", "/v1/machine/%s/power/pxe" % old, {})
+    assert _machine(state, old)["fault"] is None and _machine(state, old)["state"] == "wiping"
+    metal.ok("POST", "/v1/machine/%s/power/reset" % old, {})
+    wait_until(lambda: _machine(state, old)["state"] == "unleased", 30, "the reset machine back in the loop",
+               step=0.2)
+
+    blank = plunder.unleased()[0]["mac"]
+    out = run("fault", blank, "no-pxe", "--state", state)
+    assert out.returncode == 0, out.stderr
+    assert blank not in [m["mac"] for m in plunder.unleased()]
+    metal.ok("POST", "/v1/machine/%s/power/pxe" % _machine_by_mac(state, blank)["id"], {})
+    wait_until(lambda: blank in [m["mac"] for m in plunder.unleased()], 30, "the machine back in the loop",
+               step=0.2)
+    assert _machine_by_mac(state, blank)["fault"] is None
+    assert run("fault", blank, "boot-disk", "--state", state).returncode == 0
+    cleared = run("fault", blank, "clear", "--state", state)
+    assert cleared.returncode == 0 and "fault boot-disk cleared" in cleared.stdout
+
+
+def _machine_by_mac(state, mac):
+    out = run("status", "--state", state, "--json", "--limit", "0")
+    return [m for m in json.loads(out.stdout)["machines"] if m["mac"] == mac][0]

@@ -204,3 +204,18 @@ def test_image_cache_prune_keeps_the_current_recipe_and_recent_entries(tmp_path)
     assert recent.is_dir()
     assert cli_main(["prune-images", "--cache", str(tmp_path)]) == 0
     assert not recent.exists() and all(p.is_dir() for p in current + [other])
+
+
+def test_boot_order_in_domain_xml_as_the_lab_and_a_redfish_bmc_write_it():
+    from fleetlab.vm import xmldefs
+
+    xml = xmldefs.domain_xml("fl1-0", "52:54:00:00:00:01", "fl1", "/lab/d.qcow2", "/lab/c.log")
+    assert xmldefs.boot_order(xml) == ("network", "disk")
+    no_pxe = xmldefs.with_boot_order(xml, ("disk",))
+    assert xmldefs.boot_order(no_pxe) == ("disk",)
+    assert "52:54:00:00:00:01" in no_pxe and "/lab/d.qcow2" in no_pxe  # nothing else changed
+    assert xmldefs.boot_order(xmldefs.with_boot_order(no_pxe, ("disk", "network"))) == ("disk", "network")
+    # the older form a BMC emulator may leave: <os><boot dev=.../>
+    legacy = xml.replace("<bios ", "<boot dev='hd'/><boot dev='network'/><bios ")
+    assert xmldefs.boot_order(legacy) == ("disk", "network")
+    assert xmldefs.boot_order(xmldefs.with_boot_order(legacy, ("network", "disk"))) == ("network", "disk")

@@ -281,6 +281,38 @@ def test_two_vms_loop_lease_install_ssh_wipe(os_image, vm_host, tmp_path):
         system.reset_system(sushy.ResetType.ON)
         wait_until(lambda: _domain_active(lab, state, domain), 60, step=0.5, what="the VM on through its BMC")
 
+        # 10. no-pxe: the VM's firmware boots only its blank disk, so it leaves the loop; leased through
+        #     plunder it never installs nor answers SSH. The collection's wipe finds no SSH, releases it and
+        #     through its BMC sets the network boot and power-cycles it: back in the loop, fault over
+        from ansible_collections.baremetal.fleet.plugins.module_utils import connection, provisioning
+
+        def loop_hits(mac, since):
+            return [h for h in map(json.loads, open(os.path.join(state, "vm", "hits.jsonl")))
+                    if h["mac"] == mac and h["t"] > since and h["answer"] == "loop"]
+
+        assert "until its boot device is set to the network" in fleetlab("fault", mac_p, "no-pxe")
+        t_stuck = time.time()
+        time.sleep(20)  # with loop_wait=1 a looping VM is seen every few seconds
+        assert loop_hits(mac_p, t_stuck) == []
+        row = [m for m in json.loads(fleetlab("status", "--json"))["machines"] if m["mac"] == mac_p][0]
+        assert row["fault"]["kind"] == "no-pxe" and row["power"] == "on"
+        assert plunder.call("POST", "/deployment", {"mac": mac_p, "bootConfigName": "preseed",
+                                                    "config": {"address": "10.77.1.11", "hostname": "vm-stuck"}}) == {}
+        prov = connection.provider_from_params({"provider": "plunder", "plunder_config": lab.plunder_config},
+                                               environ={})
+        prov.wipe_timeout = 15
+        bmc_map = yaml.safe_load(fleetlab("bmc"))["cluster_bmc"]
+        t_wipe = time.time()
+        out = provisioning.wipe(prov, {"machines": [mac_p], "force": True, "bmc": {mac_p: bmc_map[mac_p]},
+                                       "poll_interval": 2})
+        assert out["failed_machines"] == [] and out["machines"][0]["path"] == "bmc", out
+        assert "i/o timeout" in out["machines"][0]["detail"]
+        wait_until(lambda: loop_hits(mac_p, t_wipe), 120, step=1, what="the stuck VM in the loop through its BMC")
+        t_bmc_loop = time.time() - t_wipe
+        wait_until(lambda: [m for m in json.loads(fleetlab("status", "--json"))["machines"]
+                            if m["mac"] == mac_p][0]["fault"] is None, 30, step=1, what="no-pxe ended by the BMC")
+        assert mac_p in [m["mac"] for m in plunder.unleased()]
+
         with open(os.path.join(state, "vm", "timings.json")) as f:
             timings = json.load(f)
         print("\nlibvirt lab timings (2 VMs, %s):" % json.load(open(os.path.join(state, "driver.json")))["accel"])
@@ -291,6 +323,7 @@ def test_two_vms_loop_lease_install_ssh_wipe(os_image, vm_host, tmp_path):
                   % (mac, t.get("first_loop", -1), t.get("lease_to_written", -1), t.get("lease_to_ssh", -1)))
         print("  both leased -> both Phoned Home: %5.1f s; wipe -> both back in the loop: %5.1f s"
               % (t_ready, t_back))
+        print("  no-pxe, no SSH: wipe through the BMC -> seen in the loop: %5.1f s" % t_bmc_loop)
     finally:
         lab.stop(timeout=60)
     assert _vm_leftovers(state) == []

@@ -51,6 +51,12 @@ lab's control socket), each until it is cleared:
   kernel of a VM that runs its OS, so its BMC's reset cures it too; other VMs are paused);
 * ``kill-kubelet`` stops the kubelet on the machine and masks it until the next boot (over SSH:
   the machine must answer). A power reset, cycle or off ends it: the kubelet starts at boot.
+* ``no-pxe`` and ``boot-disk`` change the machine's firmware boot order (:meth:`Driver.set_boot_order`),
+  as a BIOS reset or a NIC with its boot ROM switched off would: ``no-pxe`` boots only the disk (a
+  blank disk: nothing boots, the machine leaves the loop), ``boot-disk`` boots the disk first and
+  the network only when the disk is blank (a machine with an OS boots that OS, never the provisioner's
+  network boot). Setting the boot device to the network through the machine's BMC (metal ``pxe``,
+  Redfish ``BootSourceOverrideTarget: Pxe``) ends them, as clearing does.
 
 Active faults are kept in ``<state>/faults.json`` (:func:`read_faults`), so they outlast a restart
 of the lab.
@@ -93,7 +99,10 @@ HEALTH_FILE = "driver.json"
 STARTING, READY, FAILED = "starting", "ready", "failed"
 FAULTS_FILE = "faults.json"
 #: the faults ``fleetlab fault`` injects
-FAULT_KINDS = ("power-off", "hang", "kill-kubelet")
+FAULT_KINDS = ("power-off", "hang", "kill-kubelet", "no-pxe", "boot-disk")
+#: the firmware boot order each boot-order fault sets, and the lab's own (network first)
+BOOT_ORDER_FAULTS = {"no-pxe": ("disk",), "boot-disk": ("disk", "network")}
+NETWORK_FIRST = ("network", "disk")
 #: faults a boot ends, and the power actions that end them (the machine starts afresh, or stops)
 ENDED_BY_BOOT = ("hang", "kill-kubelet")
 ENDING_ACTIONS = ("reset", "cycle", "off")
@@ -202,6 +211,8 @@ class Driver:
         fault = self.end_boot_fault(m, "power " + action) if action in ENDING_ACTIONS else None
         if fault and fault["kind"] == "hang":
             self.thaw(m, resetting=True)
+        if action == "pxe":
+            self.end_boot_order_fault(m, "the boot device set to the network")
         if action == "off":
             self.pool.set_columns(m["id"], power="off", last_seen=time.time())
         elif action in POWER_ON_ACTIONS:
@@ -243,6 +254,22 @@ class Driver:
             raise ValueError("kill-kubelet on %s: the machine did not run it (%s)"
                              % (machine["mac"], (err or out or "no answer").strip()))
 
+    def set_boot_order(self, machine, order):
+        """Set the machine's firmware boot order (a tuple of ``network`` / ``disk``; a boot-order fault
+        or its end). Drivers that model firmware override."""
+        raise ValueError("the %s driver has no firmware boot order" % self.name)
+
+    def end_boot_order_fault(self, machine, cause):
+        """Drop ``machine``'s boot-order fault (``cause``: what put the network first again, for the
+        log) and make the order the lab's own. Returns the dropped fault, or None."""
+        fault = self.fault_of(machine)
+        if not fault or fault["kind"] not in BOOT_ORDER_FAULTS:
+            return None
+        self._drop_fault(machine["id"])
+        log.info("fault %s on %s ended by %s", fault["kind"], machine["mac"], cause)
+        self.set_boot_order(machine, NETWORK_FIRST)
+        return fault
+
     def end_boot_fault(self, machine, cause):
         """Drop ``machine``'s fault when it is one a boot ends (``cause``: what ended it, for the
         log). Returns the dropped fault, or None."""
@@ -279,6 +306,8 @@ class Driver:
             self.kill_kubelet(m)
         elif kind == "hang" and not current:
             self.freeze(m)
+        elif kind in BOOT_ORDER_FAULTS and not current:
+            self.set_boot_order(m, BOOT_ORDER_FAULTS[kind])
         with self._faults_lock:
             fault = self._faults.get(m["id"])
             if fault is None or fault.get("kind") != kind:
@@ -304,6 +333,8 @@ class Driver:
             m = self.switch_power(m["id"], "on")
         elif fault.get("kind") == "hang":
             self.thaw(m)
+        elif fault.get("kind") in BOOT_ORDER_FAULTS:
+            self.set_boot_order(m, NETWORK_FIRST)
         elif fault.get("kind") == "kill-kubelet":
             ok, out, err = self.run_command(m, REVIVE_KUBELET, timeout=60)
             if not ok:

@@ -12,8 +12,8 @@ What happens (see ``fleetlab.vm`` and docs/lab-libvirt.md):
   starts libvirtd inside the lab's own network namespace, defines an isolated network with iPXE
   boot, and boots one blank VM per pool machine (its MAC). Machines show up unleased on both faces
   when their VM is first seen in the loop, not before.
-* a PXE hit of a MAC asks :meth:`_decide`: an OS on disk -> boot it; a lease -> the installer;
-  otherwise plunder's reboot script (the MAC is recorded as seen; an unknown MAC joins the pool).
+* a PXE hit of a MAC asks :meth:`_decide`: a lease with an OS on disk -> boot it; a lease -> the
+  installer; otherwise plunder's reboot script (the MAC is recorded as seen; an unknown MAC joins the pool).
 * the installer reports ``installing`` / ``written`` (-> ``Installing`` / ``Booting New Kernel``), the
   installed OS phones home, the driver checks that SSH answers, then ``Phoned Home``.
 * metal ``free`` zeroes the start of the disk over SSH (out of band when SSH does not answer) and
@@ -37,7 +37,8 @@ import time
 import uuid
 
 from .. import store as P
-from .base import DD_WIPE_RE, FAILED, POWER_ON_ACTIONS, READY, STARTING, SYSRQ_RE, Driver, strip_sudo
+from .base import (BOOT_ORDER_FAULTS, DD_WIPE_RE, FAILED, POWER_ON_ACTIONS, READY, STARTING, SYSRQ_RE, Driver,
+                   strip_sudo)
 
 log = logging.getLogger("fleetlab.libvirt")
 
@@ -86,6 +87,7 @@ class LibvirtDriver(Driver):
         self._lease_t = {}           # mac -> time of the lease (provision call)
         self._timings = {}           # mac -> {phase: seconds}
         self._reach_cache = {}       # mac -> (time, bool)
+        self._bmc = None             # the VMs' Redfish BMC (fleetlab.vm.bmc.Client) once it runs
 
     # -- lifecycle ---------------------------------------------------------------------------
     def start(self, pool):
@@ -151,7 +153,9 @@ class LibvirtDriver(Driver):
         from ..vm import bmc as vmbmc
         try:
             bmc = vmbmc.start(self.state_dir, self.vm.uri, self.vm.record)
-            vmbmc.write_map(self.state_dir, bmc, {m["mac"]: self.vm.domain(m["mac"]).UUIDString() for m in machines})
+            systems = {m["mac"]: self.vm.domain(m["mac"]).UUIDString() for m in machines}
+            vmbmc.write_map(self.state_dir, bmc, systems)
+            self._bmc = vmbmc.Client(bmc, systems)
         except Exception as exc:  # the faces and the VMs work without it
             log.warning("libvirt: no BMC for the VMs: %s", exc)
             return "none: %s" % exc
@@ -200,6 +204,10 @@ class LibvirtDriver(Driver):
                         and self.vm.is_on(m["mac"]):
                     log.info("libvirt: %s is held off by a power-off fault: off again", m["mac"])
                     self.vm.power(m["mac"], "off")
+            try:
+                self._watch_boot_orders()
+            except Exception:  # pylint: disable=broad-except  (the heartbeat goes on)
+                log.exception("libvirt: reading boot orders")
             for m in self.pool.machines(state=P.PROVISIONED):
                 if self.vm.machine(m["mac"]) is not None and self.reachable(m):
                     try:
@@ -225,8 +233,8 @@ class LibvirtDriver(Driver):
         if m is None:
             self._join_pool(mac)
             m = self.pool.get(mac)
-        if m["disk_state"] == "os" and mac not in self._reinstall:
-            return "disk"
+        if m["disk_state"] == "os" and m["lease_name"] is not None and mac not in self._reinstall:
+            return "disk"  # a released machine's old OS is not booted: the network boot loops it
         state = self.pool.record_seen(mac)
         if state == P.INSTALLING:
             m = self.pool.get(mac)
@@ -346,12 +354,46 @@ class LibvirtDriver(Driver):
         self.vm.blank_disk(mac, start=not self.held_off(self.pool.get(mac)))
 
     def power(self, machine, action):
+        """The metal face's power actions, through the VM's Redfish BMC as an operator's would go
+        (straight to libvirt when the lab has no BMC)."""
         if self.vm is None or self.vm.machine(machine["mac"]) is None:
             return
         if action in POWER_ON_ACTIONS and self.held_off(machine):
             return
+        if self._bmc is not None:
+            try:
+                self._bmc.act(machine["mac"], action)
+                return
+            except Exception as exc:  # pylint: disable=broad-except  (the action still happens)
+                log.warning("libvirt: power %s of %s through the BMC failed (%s): through libvirt",
+                            action, machine["mac"], exc)
         if action in ("on", "off", "reset", "cycle"):
             self.vm.power(machine["mac"], action)
+        elif action in ("pxe", "disk"):
+            self.vm.set_boot_order(machine["mac"], ("network", "disk") if action == "pxe" else ("disk", "network"))
+
+    def set_boot_order(self, machine, order):
+        """A boot-order fault (or its end) in the VM's definition. A VM that runs no OS (looping, stuck
+        with nothing to boot) is restarted at once, as its firmware retrying would pick the order up;
+        one that runs its OS gets it at its next power-on."""
+        if self.vm is None or self.vm.machine(machine["mac"]) is None:
+            raise ValueError("%s has no VM" % machine["mac"])
+        order = tuple(order)
+        if self.vm.boot_order(machine["mac"]) == order:
+            return
+        idle = machine["state"] in (P.UNLEASED, P.LEASED, P.WIPING) and not self.reachable(machine)
+        self.vm.set_boot_order(machine["mac"], order, restart=idle and not self.held_off(machine))
+
+    def _watch_boot_orders(self):
+        """A boot-order fault ends when the VM's boot order puts the network first again: its BMC
+        set the boot device (sushy-tools writes it into the definition, bypassing the lab)."""
+        for mid, fault in list(self._faults.items()):
+            if fault.get("kind") not in BOOT_ORDER_FAULTS:
+                continue
+            m = self.pool.get(mid)
+            if m is not None and self.vm.machine(m["mac"]) is not None \
+                    and self.vm.boot_order(m["mac"])[:1] == ("network",):
+                self.end_boot_order_fault(m, "its boot device set to the network (its BMC)")
 
     def freeze(self, machine):
         """A VM whose OS answers crashes its kernel (sysrq ``c``; Debian does not reboot on a panic):

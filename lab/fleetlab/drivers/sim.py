@@ -12,7 +12,10 @@ Timeline of one machine (durations from the options, see :data:`PRESETS`):
 * metal free / plunder ``dd`` + sysrq reboot: ``wiping`` for ``wipe_seconds`` -> loop.
 
 A ``hang`` fault freezes a machine: no step runs and nothing answers until a power reset, cycle
-or off ends it (which reboots it as usual).
+or off ends it (which reboots it as usual). The boot-order faults act at a machine's network boot
+(its ``pxe`` step): ``no-pxe`` boots an OS on disk or nothing (a blank machine leaves the loop),
+``boot-disk`` boots an OS on disk instead of the network; neither installs nor loops a machine
+with an OS on disk.
 
 Commands (plunder parlay) are simulated by :meth:`SimDriver.run_command`: an
 unreachable machine answers like an SSH dial timeout; ``dd ... of=/dev/sda`` blanks the
@@ -24,7 +27,7 @@ import threading
 import time
 
 from .. import store as P
-from .base import DD_WIPE_RE, Driver, host_guard, strip_sudo
+from .base import BOOT_ORDER_FAULTS, DD_WIPE_RE, NETWORK_FIRST, Driver, host_guard, strip_sudo
 
 PRESETS = {
     # seconds; "fast" suits tests, "realistic" resembles real hardware / TCG VMs
@@ -112,6 +115,13 @@ class SimDriver(Driver):
         if step == "pxe":
             with self._lock:
                 self._rebooting.pop(mid, None)
+            boots = self._boots_from(m)
+            if boots == "disk":
+                return  # its OS on disk comes up again: no install, no loop
+            if boots is None:
+                if m["state"] == P.UNLEASED:
+                    self.pool.set_columns(mid, loop_since=None)  # nothing boots: gone from the loop
+                return
             state = self.pool.record_seen(m["mac"])
             if state == P.INSTALLING:
                 self._after_install_start(m)
@@ -168,6 +178,26 @@ class SimDriver(Driver):
 
     def freeze(self, machine):
         pass  # hung() is the truth: no step runs, nothing answers
+
+    def _boots_from(self, m):
+        """What the firmware boots at a network boot: ``network``, ``disk`` or None (nothing)."""
+        order = BOOT_ORDER_FAULTS.get((self.fault_of(m) or {}).get("kind"), NETWORK_FIRST)
+        for device in order:
+            if device == "network" or m["disk_state"] == "os":
+                return device
+        return None
+
+    def set_boot_order(self, machine, order):
+        # the fault record is the boot order at the next network boot; a blank machine in the loop
+        # reboots within a loop period, so it takes effect now
+        m = self.pool.get(machine["id"])
+        if m["power"] != "on" or m["disk_state"] == "os":
+            return
+        if "network" not in order and m["state"] == P.UNLEASED:
+            self.pool.set_columns(m["id"], loop_since=None)
+        elif order == NETWORK_FIRST and m["due_at"] is None and (
+                m["state"] in (P.LEASED, P.WIPING) or (m["state"] == P.UNLEASED and m["loop_since"] is None)):
+            self._schedule(m["id"], "pxe", self.pxe_delay)  # the firmware retries its boot
 
     def kill_kubelet(self, machine):
         raise ValueError("simulated machines run no kubelet: kill-kubelet needs the libvirt driver")

@@ -12,6 +12,7 @@ import secrets
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -90,3 +91,37 @@ def read_map(state_dir):
 
 def stop(record):
     host.kill_pid(record.data.get("bmc_pid"), "sushy-emulator")
+
+
+class Client:
+    """The lab's own Redfish client for the VMs' BMC (the ``sushy`` library, as the collection's
+    ``power`` module speaks it): the metal face's power actions go through it."""
+
+    RESETS = {"on": "On", "off": "ForceOff", "reset": "ForceRestart", "cycle": "ForceRestart"}
+    BOOT = {"pxe": "Pxe", "disk": "Hdd"}
+
+    def __init__(self, bmc, systems, timeout=30):
+        self.bmc, self.systems, self.timeout = bmc, {mac.lower(): uuid for mac, uuid in systems.items()}, timeout
+        self._conn = None
+        self._lock = threading.Lock()
+
+    def _system(self, mac):
+        import sushy
+
+        if self._conn is None:
+            self._conn = sushy.Sushy(self.bmc["address"] + "/redfish/v1/", username=self.bmc["username"],
+                                     password=self.bmc["password"])
+        return self._conn.get_system("/redfish/v1/Systems/%s" % self.systems[mac.lower()])
+
+    def act(self, mac, action):
+        """``action``: on, off, reset, cycle (a cold restart: the emulator offers no power cycle), pxe
+        or disk (the boot device, which the emulator keeps in the VM's definition); bios is ignored."""
+        import sushy
+
+        with self._lock:
+            system = self._system(mac)
+            if action in self.RESETS:
+                system.reset_system(sushy.ResetType(self.RESETS[action]))
+            elif action in self.BOOT:
+                system.set_system_boot_options(target=sushy.BootSource(self.BOOT[action]),
+                                               enabled=sushy.BootSourceOverrideEnabled.ONCE)

@@ -267,6 +267,21 @@ class VMLab:
             return True
         return False
 
+    def boot_order(self, mac):
+        """The VM's firmware boot order as its definition holds it (``("network", "disk")`` for the lab's)."""
+        return xmldefs.boot_order(self.domain(mac).XMLDesc(_libvirt().VIR_DOMAIN_XML_INACTIVE))
+
+    def set_boot_order(self, mac, order, restart=False):
+        """Write the boot order into the VM's definition: like a firmware setting it counts from the
+        VM's next power-on (``restart``: power it off and on now, when it is on)."""
+        libvirt = _libvirt()
+        dom = self.domain(mac)
+        xml = dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE | libvirt.VIR_DOMAIN_XML_SECURE)
+        self.conn.defineXML(xmldefs.with_boot_order(xml, order))
+        if restart and dom.isActive():
+            dom.destroy()
+            dom.create()
+
     def is_on(self, mac):
         return bool(self.domain(mac).isActive())
 

@@ -76,3 +76,44 @@ def domain_xml(name, mac, network, disk_path, console_log, memory_mib=512, vcpus
 """ % {"type": quoteattr(domain_type), "name": name, "uuid": uuid_el, "mem": memory_mib, "vcpus": vcpus,
        "cpu": cpu, "disk": quoteattr(disk_path), "network": quoteattr(network), "mac": quoteattr(mac),
        "log": quoteattr(console_log)}
+
+
+_DEVICES = {"network": "interface", "disk": "disk"}
+
+
+def boot_order(xml):
+    """The firmware boot order of a domain's XML: a tuple of ``network`` / ``disk``, from the
+    per-device ``<boot order>`` (as the lab and a Redfish BMC write it) or ``<os><boot dev>``."""
+    import xml.etree.ElementTree as ET
+
+    tree = ET.fromstring(xml)
+    legacy = [b.get("dev") for b in tree.findall("os/boot")]
+    if legacy:
+        return tuple({"network": "network", "hd": "disk"}[d] for d in legacy if d in ("network", "hd"))
+    ranked = []
+    for kind, tag in _DEVICES.items():
+        for dev in tree.findall("devices/" + tag):
+            if tag == "disk" and dev.get("device", "disk") != "disk":
+                continue
+            boot = dev.find("boot")
+            if boot is not None:
+                ranked.append((int(boot.get("order")), kind))
+    return tuple(kind for _, kind in sorted(ranked))
+
+
+def with_boot_order(xml, order):
+    """The domain XML with boot ``order`` (``network`` / ``disk``; a device not named does not boot)."""
+    import xml.etree.ElementTree as ET
+
+    tree = ET.fromstring(xml)
+    for os_el in tree.findall("os"):
+        for boot in os_el.findall("boot"):
+            os_el.remove(boot)
+    for tag in _DEVICES.values():
+        for dev in tree.findall("devices/" + tag):
+            for boot in dev.findall("boot"):
+                dev.remove(boot)
+    for index, kind in enumerate(order, start=1):
+        dev = tree.find("devices/" + _DEVICES[kind])
+        ET.SubElement(dev, "boot", order=str(index))
+    return ET.tostring(tree, encoding="unicode")
