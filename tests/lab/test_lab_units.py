@@ -219,3 +219,16 @@ def test_boot_order_in_domain_xml_as_the_lab_and_a_redfish_bmc_write_it():
     legacy = xml.replace("<bios ", "<boot dev='hd'/><boot dev='network'/><bios ")
     assert xmldefs.boot_order(legacy) == ("disk", "network")
     assert xmldefs.boot_order(xmldefs.with_boot_order(legacy, ("network", "disk"))) == ("network", "disk")
+
+
+def test_the_lab_bmc_knows_which_systems_have_no_power(tmp_path):
+    import json
+
+    from fleetlab.vm.bmc_emulator import held_off_systems
+
+    assert held_off_systems(str(tmp_path)) == set()  # no faults, no map: nothing held off
+    (tmp_path / "bmc.json").write_text(json.dumps({"bmc": {}, "machines": {
+        "52:54:00:00:00:01": {"system_id": "uuid-1"}, "52:54:00:00:00:02": {"system_id": "uuid-2"}}}))
+    (tmp_path / "faults.json").write_text(json.dumps({
+        "m1": {"kind": "power-off", "mac": "52:54:00:00:00:01"}, "m2": {"kind": "hang", "mac": "52:54:00:00:00:02"}}))
+    assert held_off_systems(str(tmp_path)) == {"uuid-1"}

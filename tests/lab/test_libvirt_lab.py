@@ -280,6 +280,13 @@ def test_two_vms_loop_lease_install_ssh_wipe(os_image, vm_host, tmp_path):
         assert system.power_state == sushy.PowerState.OFF
         system.reset_system(sushy.ResetType.ON)
         wait_until(lambda: _domain_active(lab, state, domain), 60, step=0.5, what="the VM on through its BMC")
+        # a machine whose power is gone (power-off fault) cannot be switched on through its BMC either
+        fleetlab("fault", mac_m, "power-off")
+        with pytest.raises(sushy.exceptions.HTTPError, match="no power"):
+            system.reset_system(sushy.ResetType.ON)
+        assert not _domain_active(lab, state, domain)
+        fleetlab("fault", mac_m, "clear")
+        assert _domain_active(lab, state, domain)
 
         # 10. no-pxe: the VM's firmware boots only its blank disk, so it leaves the loop; leased through
         #     plunder it never installs nor answers SSH. The collection's wipe finds no SSH, releases it and

@@ -1,4 +1,5 @@
-"""The lab's BMCs: sushy-tools' Redfish emulator over the lab's private libvirtd, one emulator with a
+"""The lab's BMCs: sushy-tools' Redfish emulator over the lab's private libvirtd (run by
+:mod:`fleetlab.vm.bmc_emulator`: a machine without power cannot be switched on), one emulator with a
 Redfish system per VM, listening on 127.0.0.1 with HTTP basic auth (a bcrypt htpasswd file with a
 password made for this lab). What a ``bmc`` map (the ``power`` and ``wipe`` modules, ``cluster_bmc``)
 needs to reach each machine is written to ``<state>/bmc.json`` (mode 0600): the emulator's address,
@@ -40,10 +41,12 @@ def _write_private(path, text):
 def start(state_dir, libvirt_uri, record, timeout=60.0):
     """Start the emulator; returns ``{"address", "username", "password"}``. Raises ``RuntimeError``
     with the cause (no emulator installed, it did not answer) after stopping what it started."""
-    exe = os.path.join(os.path.dirname(sys.executable), "sushy-emulator")
-    if not os.path.exists(exe):
-        raise RuntimeError("sushy-emulator is not installed next to %s (pip install sushy-tools)" % sys.executable)
-    import bcrypt
+    try:
+        import bcrypt
+        import sushy_tools  # noqa: F401  pylint: disable=unused-import
+    except ImportError as exc:
+        raise RuntimeError("the BMC emulator needs sushy-tools and bcrypt in %s (pip install sushy-tools): %s"
+                           % (sys.executable, exc))
 
     workdir = os.path.join(state_dir, "vm", "bmc")
     os.makedirs(workdir, mode=0o700, exist_ok=True)
@@ -56,7 +59,8 @@ def start(state_dir, libvirt_uri, record, timeout=60.0):
     port = _free_port()
     address = "http://127.0.0.1:%d" % port
     with open(os.path.join(workdir, "emulator.log"), "ab") as log:
-        proc = subprocess.Popen([exe, "--config", config, "--interface", "127.0.0.1", "--port", str(port),
+        proc = subprocess.Popen([sys.executable, "-m", "fleetlab.vm.bmc_emulator", "--lab-state", state_dir,
+                                 "--config", config, "--interface", "127.0.0.1", "--port", str(port),
                                  "--libvirt-uri", libvirt_uri], stdin=subprocess.DEVNULL, stdout=log,
                                 stderr=subprocess.STDOUT, start_new_session=True)
     record.set("bmc_pid", proc.pid)
@@ -90,7 +94,7 @@ def read_map(state_dir):
 
 
 def stop(record):
-    host.kill_pid(record.data.get("bmc_pid"), "sushy-emulator")
+    host.kill_pid(record.data.get("bmc_pid"), "fleetlab.vm.bmc_emulator")
 
 
 class Client:
