@@ -221,22 +221,30 @@ def wipe(provider, params, check_mode=False, workers=8):
             bmc = bmc_for(bmc_map, label, (machine.mac, machine.lease_name, machine.hostname, machine.id),
                           params.get("bmc_timeout") or 30)
             try:
-                wiped, why = provider.wipe_machine(machine, force=force), "forced"
+                wiped, why = provider.wipe_machine(machine, force=force), None
             except PoolError as err:
                 if bmc is None:
                     raise
                 wiped, why = False, str(err)
                 provider.release_machine(machine)
             touched.add(machine.id)
+            booted = None
             if wiped is False and bmc is not None:
-                action = _boot_into_loop(bmc)
+                try:
+                    booted = _boot_into_loop(bmc)
+                except PoolError as err:
+                    if not force:
+                        raise
+                    why = "%s; its BMC could not boot it either: %s" % (why, err)
+            if booted:
                 paths[machine.id] = "bmc"
                 tracker.see(machine, pool.WIPING, "through its BMC: the wipe could not run (%s); released, PXE "
-                                                  "boot forced (boot once from the network, power %s)" % (why, action))
+                                                  "boot forced (boot once from the network, power %s)" % (why or "forced", booted))
             elif wiped is False:
                 unwiped.add(machine.id)
                 paths[machine.id] = "none"
-                tracker.see(machine, machine.state, "released WITHOUT wiping (forced; the wipe could not run)")
+                tracker.see(machine, machine.state, "released WITHOUT wiping (forced; the wipe could not run%s)"
+                            % (": " + why if why else ""))
             else:
                 paths[machine.id] = "provisioner"
                 tracker.see(machine, pool.WIPING, "wipe started")

@@ -279,6 +279,21 @@ def test_plunder_wipe_without_ssh_goes_through_the_bmc(tmp_path_factory, redfish
         assert system["Boot"]["BootSourceOverrideTarget"] == "Pxe"
         assert wait_for(lambda: redfish_bmc.system()["PowerState"] == "On", timeout=30)
         assert MAC != mac  # the emulator's own NIC plays no part: the map is keyed by the lab machine
+
+        # a BMC that refuses: without force the machine fails (it was released, not booted); with
+        # force it is released without wiping, and the BMC's answer is in the detail
+        for forced in (False, True):
+            name = unique("deaf")
+            mac = leasing.ensure_present(prov, lease_params("plunder", name, count=1))["machines"][0]["mac"]
+            wrong = dict(redfish_bmc.entry(), password="wrong")
+            out = provisioning.wipe(prov, {"name": name, "poll_interval": 0.3, "force": forced, "bmc": {mac: wrong}})
+            machine = out["machines"][0]
+            if forced:
+                assert out["failed_machines"] == [] and machine["path"] == "none"
+                assert "its BMC could not boot it either" in machine["detail"] and "refuses the credentials" in machine["detail"]
+            else:
+                assert out["failed_machines"] and "refuses the credentials" in machine["error"]
+            assert _members(prov, name) == []
     finally:
         slow.stop()
 
