@@ -235,7 +235,7 @@ def wipe(provider, params, check_mode=False, workers=8):
                 except PoolError as err:
                     if not force:
                         raise
-                    why = "%s; its BMC could not boot it either: %s" % (why, err)
+                    why = "; ".join(w for w in (why, "its BMC could not boot it either: %s" % err) if w)
             if booted:
                 paths[machine.id] = "bmc"
                 tracker.see(machine, pool.WIPING, "through its BMC: the wipe could not run (%s); released, PXE "
