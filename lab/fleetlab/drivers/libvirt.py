@@ -382,7 +382,10 @@ class LibvirtDriver(Driver):
         if self.vm.boot_order(machine["mac"]) == order:
             return
         idle = machine["state"] in (P.UNLEASED, P.LEASED, P.WIPING) and not self.reachable(machine)
-        self.vm.set_boot_order(machine["mac"], order, restart=idle and not self.held_off(machine))
+        try:
+            self.vm.set_boot_order(machine["mac"], order, restart=idle and not self.held_off(machine))
+        except Exception as exc:  # libvirt's error, as the fault's refusal
+            raise ValueError("%s: the boot order could not be set: %s" % (machine["mac"], exc)) from exc
 
     def _watch_boot_orders(self):
         """A boot-order fault ends when the VM's boot order puts the network first again: its BMC
