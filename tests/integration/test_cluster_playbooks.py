@@ -99,6 +99,7 @@ def test_create_and_delete_cluster_lease_phases(lab, tmp_path, provider):
         assert (hv["ansible_host"], int(hv["ansible_port"])) == ("127.0.0.1", ports[m["mac"]])
         assert hv["machine_address"] == m["address"] and hv["ansible_connection"] == "ssh"
         assert "-o UserKnownHostsFile=/nonexistent/known_hosts -o HostKeyAlias=vm-" in hv["ansible_ssh_common_args"]
+        assert hv["ansible_ssh_common_args"].startswith("-o ServerAliveInterval=10 -o ServerAliveCountMax=3 ")
     # a map without these machines is an error, never a silent fall-back to the raw address
     ssh_map.write_text(json.dumps({"key": "/nonexistent/id", "machines": {}}))
     proc, data = _run("create-cluster.yml", vars_file, lab, "--tags", "lease", "-e", "cluster_ssh_map_file=%s" % ssh_map)
