@@ -262,19 +262,20 @@ class Driver:
     def end_boot_order_fault(self, machine, cause):
         """Drop ``machine``'s boot-order fault (``cause``: what put the network first again, for the
         log) and make the order the lab's own. Returns the dropped fault, or None."""
-        fault = self.fault_of(machine)
-        if not fault or fault["kind"] not in BOOT_ORDER_FAULTS:
-            return None
-        self._drop_fault(machine["id"])
-        log.info("fault %s on %s ended by %s", fault["kind"], machine["mac"], cause)
-        self.set_boot_order(machine, NETWORK_FIRST)
+        fault = self._end_fault(machine, BOOT_ORDER_FAULTS, cause)
+        if fault:
+            self.set_boot_order(machine, NETWORK_FIRST)
         return fault
 
     def end_boot_fault(self, machine, cause):
         """Drop ``machine``'s fault when it is one a boot ends (``cause``: what ended it, for the
         log). Returns the dropped fault, or None."""
+        return self._end_fault(machine, ENDED_BY_BOOT, cause)
+
+    def _end_fault(self, machine, kinds, cause):
+        """Drop ``machine``'s fault when its kind is one of ``kinds``; returns it, or None."""
         fault = self.fault_of(machine)
-        if not fault or fault["kind"] not in ENDED_BY_BOOT:
+        if not fault or fault["kind"] not in kinds:
             return None
         self._drop_fault(machine["id"])
         log.info("fault %s on %s ended by %s", fault["kind"], machine["mac"], cause)
