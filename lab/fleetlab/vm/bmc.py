@@ -104,8 +104,8 @@ class Client:
     RESETS = {"on": "On", "off": "ForceOff", "reset": "ForceRestart", "cycle": "ForceRestart"}
     BOOT = {"pxe": "Pxe", "disk": "Hdd"}
 
-    def __init__(self, bmc, systems, timeout=30):
-        self.bmc, self.systems, self.timeout = bmc, {mac.lower(): uuid for mac, uuid in systems.items()}, timeout
+    def __init__(self, bmc, systems):
+        self.bmc, self.systems = bmc, {mac.lower(): uuid for mac, uuid in systems.items()}
         self._conn = None
         self._lock = threading.Lock()
 
