@@ -62,7 +62,8 @@ class Member:
 
 def _count_indexes(params, count, held):
     """The member indexes a ``count`` lease wants: the members it holds first (but those named in
-    ``drop_first``, then the highest), the lowest free indexes for the rest. A lease holding 0..k-1
+    ``drop_first``, then the highest), the free names in ``fill_first``, then the lowest free
+    indexes for the rest. A lease holding 0..k-1
     wants 0..count-1 as before; one with a hole (a member removed by name) keeps its members."""
     template = params.get("hostname_template") or DEFAULT_TEMPLATE
     drop = set(params.get("drop_first") or ())
@@ -75,8 +76,24 @@ def _count_indexes(params, count, held):
         index += 1
     kept = [i for i, n in names if n in held and n not in drop] + [i for i, n in names if n in held and n in drop]
     kept = sorted(kept[:count])
-    free = [i for i, n in names if n not in held][:count - len(kept)]
+    # names given back first (``fill_first``: a replacement takes its predecessor's place)
+    fill = _fill_indexes(params, template, held)
+    free = (fill + [i for i, n in names if n not in held and i not in fill])[:count - len(kept)]
     return sorted(kept + free)
+
+
+def _fill_indexes(params, template, held):
+    """The indexes of the ``fill_first`` names the lease does not hold, in the order given; names
+    the template cannot produce are ignored."""
+    wanted = [n for n in params.get("fill_first") or () if n not in held]
+    if not wanted:
+        return []
+    index_of = dict((render_hostname(template, params["name"], i), i) for i in range(MAX_MEMBERS))
+    out = []
+    for name in wanted:
+        if name in index_of and index_of[name] not in out:
+            out.append(index_of[name])
+    return out
 
 
 def wanted_members(params, held=None):
@@ -110,7 +127,8 @@ def wanted_members(params, held=None):
         if count > MAX_MEMBERS:
             raise PoolError("lease %s: count %d is more than one lease may hold (%d); split it into several leases"
                             % (name, count, MAX_MEMBERS))
-        for index in (_count_indexes(params, count, set(held)) if held else range(count)):
+        fill = params.get("fill_first")
+        for index in (_count_indexes(params, count, set(held or ())) if held or fill else range(count)):
             mname = render_hostname(template, name, index)
             address = addresses[index] if index < len(addresses) else None
             members.append(Member(mname, index, mname, dict(base), address=address))

@@ -63,6 +63,15 @@ options:
     type: list
     elements: str
     default: []
+  fill_first:
+    description:
+      - New members take the names listed here first, in this order, before the lowest free
+        indexes. A repair that removed V(demo-1) passes it, so the new machine takes its place
+        and its name.
+      - Names the lease holds, and names O(hostname_template) cannot produce, are ignored.
+    type: list
+    elements: str
+    default: []
   machines:
     description: Explicit members, each with its own name and optional selectors or a fixed machine.
     type: list
@@ -264,6 +273,7 @@ def main():
             state=dict(type="str", default="present", choices=["present", "absent"]),
             count=dict(type="int"),
             drop_first=dict(type="list", elements="str", default=[]),
+            fill_first=dict(type="list", elements="str", default=[]),
             machines=dict(type="list", elements="dict", options=machine_spec),
             spread_by=dict(type="str", choices=["rack", "vendor", "size", "partition"]),
             addresses=dict(type="list", elements="str"),

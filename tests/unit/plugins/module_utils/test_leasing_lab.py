@@ -307,3 +307,15 @@ def test_count_indexes_keep_high_members_after_holes():
     assert leasing._count_indexes(dict(params, drop_first=["w-6"]), 1, held) == [7]
     assert leasing._count_indexes(params, 1, held) == [6]
     assert leasing._count_indexes(params, 2, {"w-0", "w-1"}) == [0, 1]
+
+
+def test_fill_first_gives_a_removed_member_its_name_back():
+    """A repair removed w-1 of [w-1] (w-0 went earlier): the new member is w-1 again, not w-0;
+    names the lease holds or the template cannot make are ignored."""
+    params = {"name": "w", "hostname_template": "{name}-{index}", "fill_first": ["w-1"]}
+    assert [m.name for m in leasing.wanted_members(dict(params, count=1))] == ["w-1"]
+    assert leasing._count_indexes(params, 1, set()) == [1]
+    assert leasing._count_indexes(dict(params, fill_first=["w-3", "w-1"]), 3, {"w-0"}) == [0, 1, 3]
+    assert leasing._count_indexes(dict(params, fill_first=["w-0", "other-2", "w-"]), 2, {"w-0"}) == [0, 1]
+    assert leasing._count_indexes(dict(params, fill_first=["w-5"]), 1, {"w-0"}) == [0]
+    assert [m.name for m in leasing.wanted_members(dict(params, count=1, fill_first=[]))] == ["w-0"]
