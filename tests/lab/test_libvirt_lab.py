@@ -267,6 +267,13 @@ def test_two_vms_loop_lease_install_ssh_wipe(os_image, vm_host, tmp_path):
         import yaml
         entry = yaml.safe_load(fleetlab("bmc"))["cluster_bmc"][mac_m]
         assert entry["address"].startswith("http://127.0.0.1:") and entry["username"] and entry["password"]
+        # the emulator runs inside the lab's namespace, next to its libvirtd; the host reaches it
+        # on its own loopback through the lab's forwarder
+        from fleetlab.vm import host as vmhost
+        record = vmhost.Record(state).data
+        lab_netns = "/proc/%d/root/run/netns/%s" % (lab.info["pid"], record["netns"])  # the lab's /run may be private
+        assert os.stat("/proc/%d/ns/net" % record["bmc_pid"]).st_ino == os.stat(lab_netns).st_ino
+        assert os.stat("/proc/%d/ns/net" % record["bmc_pid"]).st_ino != os.stat("/proc/self/ns/net").st_ino
         assert os.stat(os.path.join(state, "bmc.json")).st_mode & 0o077 == 0
         with pytest.raises(sushy.exceptions.AccessError):
             sushy.Sushy(entry["address"] + "/redfish/v1/", username=entry["username"], password="wrong").get_system(

@@ -88,6 +88,7 @@ class LibvirtDriver(Driver):
         self._timings = {}           # mac -> {phase: seconds}
         self._reach_cache = {}       # mac -> (time, bool)
         self._bmc = None             # the VMs' Redfish BMC (fleetlab.vm.bmc.Client) once it runs
+        self._bmc_forwarder = None   # host 127.0.0.1 -> the BMC inside the lab's namespace
 
     # -- lifecycle ---------------------------------------------------------------------------
     def start(self, pool):
@@ -152,7 +153,7 @@ class LibvirtDriver(Driver):
         without one, and says so, when the emulator cannot start. Returns its address or the cause."""
         from ..vm import bmc as vmbmc
         try:
-            bmc = vmbmc.start(self.state_dir, self.vm.uri, self.vm.record)
+            bmc, self._bmc_forwarder = vmbmc.start(self.state_dir, self.vm.uri, self.vm.record, ns=self.vm.ns)
             systems = {m["mac"]: self.vm.domain(m["mac"]).UUIDString() for m in machines}
             vmbmc.write_map(self.state_dir, bmc, systems)
             self._bmc = vmbmc.Client(bmc, systems)
@@ -167,6 +168,8 @@ class LibvirtDriver(Driver):
         """A failed set-up removes whatever it had started (daemons, VMs, network, namespace)."""
         from ..vm import lab as vmlab
 
+        if self._bmc_forwarder is not None:
+            self._bmc_forwarder.close()
         if self.vm is not None:
             try:
                 self.vm.close()
@@ -222,6 +225,8 @@ class LibvirtDriver(Driver):
             t.join(5)
         if self.vm is not None:
             self.vm.close()
+        if self._bmc_forwarder is not None:
+            self._bmc_forwarder.close()
         from ..vm import lab as vmlab
         vmlab.teardown(self.state_dir, log=log.info)
         if not self.failed:

@@ -1,7 +1,9 @@
 """The lab's BMCs: sushy-tools' Redfish emulator over the lab's private libvirtd (run by
 :mod:`fleetlab.vm.bmc_emulator`: a machine without power cannot be switched on), one emulator with a
-Redfish system per VM, listening on 127.0.0.1 with HTTP basic auth (a bcrypt htpasswd file with a
-password made for this lab). What a ``bmc`` map (the ``power`` and ``wipe`` modules, ``cluster_bmc``)
+Redfish system per VM, with HTTP basic auth (a bcrypt htpasswd file with a password made for this
+lab). It runs inside the lab's network namespace, next to its libvirtd, on that namespace's
+loopback; the host reaches it on 127.0.0.1 through a forwarder of the lab process
+(:class:`fleetlab.vm.netns.Forwarder`), as it reaches the VMs' SSH. What a ``bmc`` map (the ``power`` and ``wipe`` modules, ``cluster_bmc``)
 needs to reach each machine is written to ``<state>/bmc.json`` (mode 0600): the emulator's address,
 the credentials and each machine's system id (its domain's UUID).
 
@@ -18,7 +20,7 @@ import time
 import urllib.error
 import urllib.request
 
-from . import host
+from . import host, netns
 
 BMC_FILE = "bmc.json"
 USER = "fleetlab"
@@ -38,9 +40,12 @@ def _write_private(path, text):
     os.replace(tmp, path)
 
 
-def start(state_dir, libvirt_uri, record, timeout=60.0):
-    """Start the emulator; returns ``{"address", "username", "password"}``. Raises ``RuntimeError``
-    with the cause (no emulator installed, it did not answer) after stopping what it started."""
+def start(state_dir, libvirt_uri, record, ns=None, timeout=60.0):
+    """Start the emulator inside namespace ``ns`` (None: the host's); returns ``(bmc, forwarder)``:
+    ``bmc`` is ``{"address", "username", "password"}`` (the address on the host's 127.0.0.1),
+    ``forwarder`` the :class:`netns.Forwarder` to close when the lab stops (None without ``ns``).
+    Raises ``RuntimeError`` with the cause (no emulator installed, it did not answer) after
+    stopping what it started."""
     try:
         import bcrypt
         import sushy_tools  # noqa: F401  pylint: disable=unused-import
@@ -56,14 +61,16 @@ def start(state_dir, libvirt_uri, record, timeout=60.0):
     config = os.path.join(workdir, "emulator.conf")
     _write_private(config, "SUSHY_EMULATOR_AUTH_FILE = %r\nSUSHY_EMULATOR_STATE_DIR = %r\n"
                    % (htpasswd, os.path.join(workdir, "state")))
-    port = _free_port()
-    address = "http://127.0.0.1:%d" % port
+    port = netns.run_in(ns, _free_port)
+    cmd = [sys.executable, "-m", "fleetlab.vm.bmc_emulator", "--lab-state", state_dir, "--config", config,
+           "--interface", "127.0.0.1", "--port", str(port), "--libvirt-uri", libvirt_uri]
     with open(os.path.join(workdir, "emulator.log"), "ab") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "fleetlab.vm.bmc_emulator", "--lab-state", state_dir,
-                                 "--config", config, "--interface", "127.0.0.1", "--port", str(port),
-                                 "--libvirt-uri", libvirt_uri], stdin=subprocess.DEVNULL, stdout=log,
-                                stderr=subprocess.STDOUT, start_new_session=True)
+        # ip netns exec execs the emulator: the recorded PID is the emulator's own
+        proc = subprocess.Popen((["ip", "netns", "exec", ns] if ns else []) + cmd, stdin=subprocess.DEVNULL,
+                                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     record.set("bmc_pid", proc.pid)
+    forwarder = netns.Forwarder(ns, "127.0.0.1", port) if ns else None
+    address = "http://127.0.0.1:%d" % (forwarder.port if forwarder else port)
     deadline = time.monotonic() + timeout
     while True:
         try:
@@ -72,10 +79,12 @@ def start(state_dir, libvirt_uri, record, timeout=60.0):
         except (OSError, urllib.error.URLError) as exc:
             if proc.poll() is not None or time.monotonic() > deadline:
                 stop(record)
+                if forwarder:
+                    forwarder.close()
                 raise RuntimeError("the BMC emulator did not answer on %s within %.0f s (%s); see %s"
                                    % (address, timeout, exc, os.path.join(workdir, "emulator.log")))
             time.sleep(0.3)
-    return {"address": address, "username": USER, "password": password}
+    return {"address": address, "username": USER, "password": password}, forwarder
 
 
 def write_map(state_dir, bmc, systems):
