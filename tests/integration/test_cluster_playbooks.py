@@ -228,6 +228,37 @@ def _leased_cluster(lab, tmp_path, name, provider="plunder"):
     return cluster, vars_file
 
 
+def test_a_replacement_takes_the_name_of_the_member_it_replaces(fresh_lab, tmp_path):
+    """repair-cluster.yml removes a member and leases its replacement in one run; Ansible keeps the
+    removed host in its groups, so the replacement must be that host: fleet_replaced_members (the
+    lease's fill_first) gives it the name, where the lowest free index would give another."""
+    name = "fill%s" % uuid.uuid4().hex[:4]
+    _cluster, vars_file = _leased_cluster(fresh_lab, tmp_path, name)
+    release = tmp_path / "release.yml"
+    release.write_text(yaml.safe_dump([{"hosts": "localhost", "gather_facts": False, "tasks": [
+        {"name": "Release the workers", "baremetal.fleet.lease": {"name": name + "-worker", "state": "absent",
+                                                                    "provider": "plunder"}}]}]))
+    proc, _data = _run(str(release), vars_file, fresh_lab)
+    assert proc.returncode == 0, proc.stdout[-3000:]
+
+    def planned_workers(*extra):
+        _proc, data = _run("create-cluster.yml", vars_file, fresh_lab, "--tags", "lease", "--check",
+                           "-e", "cluster_worker_count=1", *extra)
+        plans = [t["hosts"]["localhost"] for p in data["plays"] for t in p["tasks"]
+                 if t["task"]["name"] == "Lease the machines of %s-worker (plan)" % name]
+        assert plans, _proc.stdout[-3000:]
+        return [m["name"] for m in plans[0]["machines"] if m.get("planned")]
+
+    assert planned_workers() == [name + "-worker-0"]
+    assert planned_workers("-e", json.dumps({"fleet_replaced_members": [name + "-worker-1"]})) == [name + "-worker-1"]
+    # and leased so
+    proc, data = _run("create-cluster.yml", vars_file, fresh_lab, "--tags", "lease", "-e", "cluster_worker_count=1",
+                      "-e", json.dumps({"fleet_replaced_members": [name + "-worker-1"]}))
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    assert [m["name"] for r in _task(data, "Lease the machines of") for m in r.get("machines", [])
+            if m["name"].startswith(name + "-worker")] == [name + "-worker-1"]
+
+
 def test_remove_node_refuses_unknown_members_and_the_last_control_plane_and_plans(fresh_lab, tmp_path):
     _cluster, vars_file = _leased_cluster(fresh_lab, tmp_path, "rm")
 
