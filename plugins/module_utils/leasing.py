@@ -63,8 +63,8 @@ class Member:
 def _count_indexes(params, count, held):
     """The member indexes a ``count`` lease wants: the members it holds first (but those named in
     ``drop_first``, then the highest), the free names in ``fill_first``, then the lowest free
-    indexes for the rest. A lease holding 0..k-1
-    wants 0..count-1 as before; one with a hole (a member removed by name) keeps its members."""
+    indexes for the rest. A lease holding 0..k-1 wants 0..count-1 as before; one with a hole (a
+    member removed by name) keeps its members."""
     template = params.get("hostname_template") or DEFAULT_TEMPLATE
     drop = set(params.get("drop_first") or ())
     names, found, index = [], 0, 0

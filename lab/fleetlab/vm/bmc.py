@@ -3,9 +3,10 @@
 Redfish system per VM, with HTTP basic auth (a bcrypt htpasswd file with a password made for this
 lab). It runs inside the lab's network namespace, next to its libvirtd, on that namespace's
 loopback; the host reaches it on 127.0.0.1 through a forwarder of the lab process
-(:class:`fleetlab.vm.netns.Forwarder`), as it reaches the VMs' SSH. What a ``bmc`` map (the ``power`` and ``wipe`` modules, ``cluster_bmc``)
-needs to reach each machine is written to ``<state>/bmc.json`` (mode 0600): the emulator's address,
-the credentials and each machine's system id (its domain's UUID).
+(:class:`fleetlab.vm.netns.Forwarder`), as it reaches the VMs' SSH. What a ``bmc`` map (the
+``power`` and ``wipe`` modules, ``cluster_bmc``) needs to reach each machine is written to
+``<state>/bmc.json`` (mode 0600): the emulator's address, the credentials and each machine's system
+id (its domain's UUID).
 
 The emulator is a child of the lab process, so it sees the lab's private libvirt; it is recorded
 in the lab's record (``bmc_pid``) and stopped, by PID, with the lab."""
