@@ -542,6 +542,8 @@ def cmd_init(node, args):
     cert_key = None
     if args.upload_certs:
         cert_key = _upload_certs(node, init.get("certificateKey") or args.certificate_key)
+    # like kubeadm's mark-control-plane phase: the node must have registered to be marked
+    _wait_node(Client.from_kubeconfig(node.path(KUBE_DIR + "/admin.conf")), name, timeout, "mark-control-plane")
     out("[mark-control-plane] Marking the node %s as control-plane by adding the labels: "
         "[node-role.kubernetes.io/control-plane node.kubernetes.io/exclude-from-external-load-balancers]" % name)
     out("[bootstrap-token] Using token: %s" % tokens[0]["token"])
@@ -814,17 +816,7 @@ def cmd_join(node, args):
             settings["timeouts"].get("etcdAPICall", DEFAULT_ETCD_TIMEOUT)), "control-plane-join/etcd")
     out("[kubelet-start] Waiting for the kubelet to perform the TLS Bootstrap")
     timeout = schema.parse_duration(settings["timeouts"].get("tlsBootstrap", DEFAULT_TLS_TIMEOUT))
-    node_client = Client(server, ca_pem, cert_pem, pki.key_pem(key))
-    deadline = time.time() + timeout
-    while True:
-        try:
-            node_client.request("GET", "/api/v1/nodes/" + name)
-            break
-        except (OSError, APIError) as exc:
-            if time.time() > deadline:
-                raise KubeadmError("error execution phase kubelet-start: timed out waiting for the node %s to "
-                                   "register: %s" % (name, exc))
-            time.sleep(0.25)
+    _wait_node(Client(server, ca_pem, cert_pem, pki.key_pem(key)), name, timeout, "kubelet-start")
     if cp is not None:
         out("[mark-control-plane] Marking the node %s as control-plane" % name)
         _mark_control_plane(server, ca_pem, node, name, nreg)
@@ -906,6 +898,20 @@ def _remove_etcd_member(node):
         out("[reset] Removed the etcd member %s (%s) from the cluster" % (flags.get("name"), peer))
     except (etcd.EtcdError, OSError, KeyError) as exc:
         out("[reset] Failed to remove etcd member: %s, please manually remove this etcd member using etcdctl" % exc)
+
+
+def _wait_node(client, name, timeout, phase):
+    """Wait until the kubelet has registered Node ``name``; the phase's error after ``timeout``."""
+    deadline = time.time() + timeout
+    while True:
+        try:
+            client.request("GET", "/api/v1/nodes/" + name)
+            return
+        except (OSError, APIError) as exc:
+            if time.time() > deadline:
+                raise KubeadmError("error execution phase %s: timed out waiting for the node %s to "
+                                   "register: %s" % (phase, name, exc))
+            time.sleep(0.25)
 
 
 def _mark_control_plane(server, ca_pem, node, name, nreg):
