@@ -74,6 +74,7 @@ class Kubelet:
         self.root, self.args, self.config = root, args, config
         self.children = {}
         self.specs = {}
+        self.manifests = {}  # path -> ((inode, mtime, size), spec)
         self.backoff = {}
         self.registered = False
         self.stop = False
@@ -83,14 +84,10 @@ class Kubelet:
         wanted = {}
         if os.path.isdir(pod_dir):
             for name in sorted(os.listdir(pod_dir)):
-                if not name.endswith(".yaml"):
-                    continue
-                with open(os.path.join(pod_dir, name)) as handle:
-                    pod = yaml.safe_load(handle) or {}
-                for container in (pod.get("spec") or {}).get("containers") or []:
-                    command = container.get("command") or []
-                    if command and command[0] in RUNNABLE:
-                        wanted[name] = (command, container.get("image") or "")
+                if name.endswith(".yaml"):
+                    spec = self._manifest(os.path.join(pod_dir, name))
+                    if spec:
+                        wanted[name] = spec
         for name, proc in list(self.children.items()):
             # a rewritten manifest (an upgrade, a renewal) replaces the pod, as the kubelet does
             changed = name in wanted and wanted[name] != self.specs.get(name)
@@ -130,6 +127,27 @@ class Kubelet:
             os.makedirs(os.path.dirname(pid_file), exist_ok=True)
             with open(pid_file, "w") as handle:
                 handle.write("%d\n" % self.children[name].pid)
+
+    def _manifest(self, path):
+        """(command, image) of the manifest's runnable container, or None; parsed again only when
+        the file changes (this loop runs five times a second)."""
+        try:
+            st = os.stat(path)
+        except OSError:
+            return None
+        key = (st.st_ino, st.st_mtime_ns, st.st_size)
+        cached = self.manifests.get(path)
+        if cached and cached[0] == key:
+            return cached[1]
+        with open(path) as handle:
+            pod = yaml.safe_load(handle) or {}
+        spec = None
+        for container in (pod.get("spec") or {}).get("containers") or []:
+            command = container.get("command") or []
+            if command and command[0] in RUNNABLE:
+                spec = (command, container.get("image") or "")
+        self.manifests[path] = (key, spec)
+        return spec
 
     def _argv(self, command):
         if command[0] == "kube-apiserver":
