@@ -4,9 +4,11 @@ import json
 import os
 import re
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
+import time
 
 import pytest
 import yaml
@@ -49,12 +51,13 @@ def _double_cluster():
         shutil.rmtree(base, ignore_errors=True)
 
 
-def _verify(tmp_path, kubeconfig, expected, timeout):
+def _verify(tmp_path, kubeconfig, expected, timeout, attempt_timeout=60):
     play = [{"name": "verify", "hosts": "localhost", "connection": "local", "gather_facts": False,
              "tasks": [{"name": "verify", "ansible.builtin.include_tasks":
                         os.path.join(ROOT, "playbooks", "tasks", "verify-nodes.yml"),
                         "vars": {"_fleet_kubeconfig": kubeconfig, "_fleet_expected_nodes": expected,
-                                 "cluster_verify_timeout": timeout, "cluster_verify_delay": 1}},
+                                 "cluster_verify_timeout": timeout, "cluster_verify_delay": 1,
+                                 "cluster_verify_attempt_timeout": attempt_timeout}},
                        {"name": "show", "ansible.builtin.debug": {"var": "cluster_nodes"}}]}]
     book = tmp_path / "verify.yml"
     book.write_text(yaml.safe_dump(play))
@@ -69,12 +72,22 @@ def _verify(tmp_path, kubeconfig, expected, timeout):
     return proc, data
 
 
+def _failure(data):
+    """The message of the task that failed the play (the last one that failed: a rescued one comes before)."""
+    failed = [task["hosts"]["localhost"].get("msg", "") for task in data["plays"][0]["tasks"]
+              if task["hosts"].get("localhost", {}).get("failed")]
+    return failed[-1] if failed else None
+
+
 def test_verify_waits_for_ready_nodes_through_the_api(double_cluster, tmp_path):
     cp = double_cluster
     admin = os.path.join(cp.path, "etc/kubernetes/admin.conf")
-    # no pod network yet: the nodes are registered but NotReady, so verification must fail
-    proc, _data = _verify(tmp_path, admin, 2, timeout=3)
+    # no pod network yet: the nodes are registered but NotReady, so verification must fail, naming them
+    proc, data = _verify(tmp_path, admin, 2, timeout=3)
     assert proc.returncode != 0
+    message = _failure(data)
+    assert message.startswith("Waited 3 s: 2 of 2 nodes are registered (") and "not Ready: " in message, message
+    assert sorted(message.split("not Ready: ")[1].rstrip(".").split(", ")) == ["cp1", "w1"]
     manifest = cp.file("/root/flannel.yaml", yaml.safe_dump_all([
         {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "kube-flannel"}},
         {"apiVersion": "apps/v1", "kind": "DaemonSet",
@@ -85,5 +98,33 @@ def test_verify_waits_for_ready_nodes_through_the_api(double_cluster, tmp_path):
     shown = [t for t in data["plays"][0]["tasks"] if t["task"]["name"] == "show"][0]["hosts"]["localhost"]
     assert sorted(shown["cluster_nodes"]) == ["cp1 v1.37.1", "w1 v1.37.1"]
     # expecting a third node that never joins fails within the timeout
-    proc, _data = _verify(tmp_path, admin, 3, timeout=3)
+    proc, data = _verify(tmp_path, admin, 3, timeout=3)
     assert proc.returncode != 0
+    assert "2 of 3 nodes are registered" in _failure(data) and "not Ready" not in _failure(data)
+
+
+def test_verify_ends_when_the_api_server_hangs(tmp_path):
+    """An endpoint that accepts connections and never answers (the client has no request timeout):
+    the wait ends after cluster_verify_timeout + cluster_verify_attempt_timeout, naming the cause."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(16)
+    kubeconfig = tmp_path / "hung.kubeconfig"
+    kubeconfig.write_text(yaml.safe_dump({
+        "apiVersion": "v1", "kind": "Config", "current-context": "hung",
+        "clusters": [{"name": "hung", "cluster": {"server": "https://127.0.0.1:%d" % listener.getsockname()[1],
+                                                  "insecure-skip-tls-verify": True}}],
+        "users": [{"name": "hung", "user": {"token": "not-a-secret"}}],
+        "contexts": [{"name": "hung", "context": {"cluster": "hung", "user": "hung"}}]}))
+    try:
+        started = time.monotonic()
+        proc, data = _verify(tmp_path, str(kubeconfig), 1, timeout=2, attempt_timeout=4)
+        took = time.monotonic() - started
+    finally:
+        listener.close()
+    assert proc.returncode != 0
+    message = _failure(data)
+    assert message.startswith("Waited 2 s: 0 of 1 nodes are registered.") and "Last error from the API:" in message
+    assert "no answer from the API server (Task failed: Timed out after 6 second" in message, message
+    # 6 s of waiting, plus ansible-playbook's own start: far from an endless hang
+    assert took < 60, took
