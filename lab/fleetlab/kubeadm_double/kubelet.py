@@ -205,7 +205,8 @@ class Kubelet:
             self.static_pods()
             if time.time() >= next_sync:
                 self.sync_node()
-                next_sync = time.time() + period
+                # like the kubelet: until its node is registered, it tries again within a second
+                next_sync = time.time() + (period if self.registered else 1.0)
             time.sleep(0.2)
         for proc in self.children.values():
             if proc.poll() is None:
