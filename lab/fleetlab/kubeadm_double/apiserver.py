@@ -18,6 +18,7 @@ import sys
 import time
 import urllib.parse
 
+import yaml
 from cryptography import x509
 from cryptography.x509.oid import NameOID
 
@@ -266,11 +267,11 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 return self._send(200, {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
                                         "details": {"name": node, "kind": "nodes", "uid": uid}})
             return self._forbidden(who, name, method, path)
-        if path == "/api/v1/namespaces/kube-system/configmaps/kubeadm-config" and method == "GET" \
-                and who in ("admin", "bootstrap", "node"):
-            return self._send(200, {"kind": "ConfigMap", "apiVersion": "v1",
-                                    "metadata": {"name": "kubeadm-config", "namespace": "kube-system"},
-                                    "data": {"ClusterConfiguration": state["cluster_configuration"]}})
+        if path == "/api/v1/namespaces/kube-system/configmaps/kubeadm-config":
+            if method == "GET" and who in ("admin", "bootstrap", "node"):
+                return self._send(200, self._kubeadm_config(state))
+            if method == "PATCH" and admin:
+                return self._patch_kubeadm_config(state)
         if path == "/api/v1/namespaces/kube-system/configmaps/kubelet-config" and method == "GET" \
                 and who in ("admin", "bootstrap", "node"):
             return self._send(200, {"kind": "ConfigMap", "apiVersion": "v1",
@@ -341,6 +342,40 @@ class Handler(http.server.BaseHTTPRequestHandler):
                                "description": entry.get("description", ""),
                                "usage-bootstrap-authentication": "true",
                                "usage-bootstrap-signing": "true"}}
+
+    @staticmethod
+    def _kubeadm_config(state):
+        return {"kind": "ConfigMap", "apiVersion": "v1",
+                "metadata": {"name": "kubeadm-config", "namespace": "kube-system"},
+                "data": {"ClusterConfiguration": state["cluster_configuration"]}}
+
+    def _patch_kubeadm_config(self, state):
+        """A merge patch of the kubeadm-config ConfigMap (what Cluster API does before it joins control
+        planes of a new version): its ClusterConfiguration must stay one, with a Kubernetes version."""
+        content_type = (self.headers.get("Content-Type") or "").split(";")[0].strip()
+        if content_type not in (objects.MERGE, objects.STRATEGIC):
+            raise objects.APIError(415, "UnsupportedMediaType", "this API server double patches the kubeadm-config "
+                                   "ConfigMap with merge patches only (%s, %s)" % (objects.MERGE, objects.STRATEGIC))
+        try:
+            patch = json.loads(self._raw() or b"{}")
+        except ValueError as exc:
+            raise objects.APIError(400, "BadRequest", "error decoding patch: %s" % exc)
+        if set(patch) - {"data", "metadata"} or set(patch.get("data") or {}) - {"ClusterConfiguration"}:
+            raise objects.APIError(422, "Invalid", "this API server double changes only data.ClusterConfiguration "
+                                   "of the kubeadm-config ConfigMap")
+        text = (patch.get("data") or {}).get("ClusterConfiguration")
+        if text is not None:
+            try:
+                doc = yaml.safe_load(text)
+            except yaml.YAMLError as exc:
+                raise objects.APIError(422, "Invalid", "data.ClusterConfiguration is not YAML: %s" % exc)
+            if not isinstance(doc, dict) or doc.get("kind") != "ClusterConfiguration" \
+                    or not re.match(r"^v\d+\.\d+\.\d+$", str(doc.get("kubernetesVersion", ""))):
+                raise objects.APIError(422, "Invalid", "data.ClusterConfiguration must be a ClusterConfiguration "
+                                       "with a kubernetesVersion vMAJOR.MINOR.PATCH")
+            state["cluster_configuration"] = text
+            state["rv"] = state.get("rv", 1) + 1
+        return self._send(200, self._kubeadm_config(state))
 
     def _create_secret(self, state, body):
         if body.get("type") != "bootstrap.kubernetes.io/token":

@@ -10,6 +10,7 @@ import base64
 import datetime
 import json
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -99,6 +100,21 @@ def check_version(requested):
         raise KubeadmError("this version of kubeadm only supports deploying clusters with the control plane "
                            "version >= %d.%d.0. Current version: %s" % (own[0], own[1] - 1, requested))
     return requested if requested.startswith("v") else "v" + requested
+
+
+def kubelet_version(node):
+    """The installed kubelet's version, as kubeadm asks it (``kubelet --version``); below a test
+    root, or where no kubelet is installed, this program's own."""
+    binary = shutil.which("kubelet") if node.real() else None
+    if binary:
+        try:
+            answer = subprocess.run([binary, "--version"], capture_output=True, text=True, timeout=30).stdout
+        except (OSError, subprocess.SubprocessError):
+            answer = ""
+        match = re.search(r"v\d+\.\d+\.\d+", answer)
+        if match:
+            return match.group(0)
+    return own_version()
 
 
 def default_address(node):
@@ -468,8 +484,9 @@ def cmd_init(node, args):
     bind_addr = _args_value((cluster.get("apiServer") or {}).get("extraArgs"), "bind-address") or "0.0.0.0"
     cri = nreg.get("criSocket", preflight.DEFAULT_CRI_SOCKET)
     fail_swap_on = (docs.get("KubeletConfiguration") or {}).get("failSwapOn", True)
-    _preflight(node, "init", {"cri_socket": cri, "api_bind": (bind_addr, bind_port),
-                              "fail_swap_on": fail_swap_on}, args.ignore_preflight_errors, nreg)
+    _preflight(node, "init", {"cri_socket": cri, "api_bind": (bind_addr, bind_port), "fail_swap_on": fail_swap_on,
+                              "kubelet_version": kubelet_version(node), "control_plane_version": version},
+               args.ignore_preflight_errors, nreg)
 
     algorithm = cluster.get("encryptionAlgorithm", "RSA-2048")
     certs = CertWriter(node, algorithm)
@@ -754,6 +771,9 @@ def cmd_join(node, args):
     algorithm = cluster.get("encryptionAlgorithm", "RSA-2048")
     address = None
     if cp is not None:
+        _preflight(node, "control-plane-version", {"kubelet_version": kubelet_version(node),
+                                                   "control_plane_version": cluster["kubernetesVersion"]},
+                   args.ignore_preflight_errors, nreg)
         if not cluster.get("controlPlaneEndpoint"):
             raise KubeadmError("error execution phase preflight: \nOne or more conditions for hosting a new "
                                "control plane instance is not satisfied.\n\nunable to add a new control plane "

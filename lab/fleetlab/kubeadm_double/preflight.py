@@ -159,12 +159,29 @@ def _privileged(root, ctx):
     return None
 
 
+def _version_minor(version):
+    parts = version.lstrip("v").split(".")
+    return int(parts[0]), int(parts[1])
+
+
+def _kubelet_version(root, ctx):
+    kubelet, control_plane = ctx["kubelet_version"], ctx["control_plane_version"]
+    if _version_minor(kubelet) > _version_minor(control_plane):
+        return ("the kubelet version is higher than the control plane version. This is not a supported version "
+                "skew and may lead to a malfunctional cluster. Kubelet version: \"%s\" Control plane version: \"%s\""
+                % (kubelet.lstrip("v"), control_plane.lstrip("v")))
+    return None
+
+
 def _name(kind, path):
     return "%s-%s" % (kind, path.replace("/", "-"))
 
 
 def checks_for(mode, ctx):
-    """The checks kubeadm runs for ``mode`` (init, join, join-control-plane)."""
+    """The checks kubeadm runs for ``mode`` (init, join, join-control-plane; control-plane-version:
+    the check a control-plane join runs once it has read the cluster's version)."""
+    if mode == "control-plane-version":
+        return [("KubeletVersion", _kubelet_version)]
     checks = [("IsPrivilegedUser", _privileged)]
     control_plane = mode in ("init", "join-control-plane")
     if control_plane:
@@ -175,6 +192,8 @@ def checks_for(mode, ctx):
             path = "/etc/kubernetes/manifests/%s.yaml" % comp
             checks.append((_name("FileAvailable", path), _file_available(path)))
         checks.append((_name("DirAvailable", "/var/lib/etcd"), _dir_available("/var/lib/etcd")))
+        if "control_plane_version" in ctx:
+            checks.append(("KubeletVersion", _kubelet_version))
     if mode != "init":
         for path in ("/etc/kubernetes/kubelet.conf", "/etc/kubernetes/pki/ca.crt"):
             checks.append((_name("FileAvailable", path), _file_available(path)))
@@ -191,7 +210,8 @@ def checks_for(mode, ctx):
 
 def run(root, mode, ctx, ignored, out):
     """Run the checks; print warnings for ignored failures; raise PreflightError for the rest."""
-    out("[preflight] Running pre-flight checks")
+    out("[preflight] Running pre-flight checks" + (" before initializing the new control plane instance"
+                                                   if mode == "control-plane-version" else ""))
     errors = []
     for name, check in checks_for(mode, ctx):
         if name == "Swap" and ctx.get("fail_swap_on") is False:

@@ -637,3 +637,41 @@ def test_upgrade_plan_apply_and_node(make_node):
     assert "newer than this kubeadm" in kubeadm(worker, OLD, "node").stderr
     node_run = kubeadm(worker, NEW, "node")
     assert node_run.returncode == 0 and "Not a control plane node" in node_run.stdout, node_run.stderr
+
+
+def test_a_newer_control_plane_joins_only_once_the_cluster_configuration_names_its_version(make_node):
+    """Cluster API's rolling replacement: a control plane of N joins a cluster made at N-1 after the
+    kubeadm-config ConfigMap names N; before, kubeadm's KubeletVersion check refuses it."""
+    port = free_port()
+    cp1 = make_node("cp1", address="127.0.0.11", extra_env={"FLEET_DOUBLE_VERSION": OLD})
+    cp1.start_kubelet()
+    init = _init(cp1, port, ["--upload-certs"], config=HA_CONFIG.replace(NEW, OLD).format(port=port, name="cp1"))
+    assert init.returncode == 0, init.stderr
+    token, ca_hash, key = _join_values(init.stdout)
+    cp2 = make_node("cp2", address="127.0.0.12", extra_env={"FLEET_DOUBLE_VERSION": NEW})
+    cp2.start_kubelet()
+    join = ["join", "127.0.0.11:%d" % port, "--token", token, "--discovery-token-ca-cert-hash", ca_hash,
+            "--control-plane", "--certificate-key", key, "--apiserver-bind-port", str(free_port()),
+            "--apiserver-advertise-address", cp2.address]
+    refused = cp2.kubeadm(*join)
+    assert refused.returncode == 1 and "[ERROR KubeletVersion]: the kubelet version is higher" in refused.stderr
+    assert not os.path.exists(os.path.join(cp2.path, "etc/kubernetes/manifests/kube-apiserver.yaml"))
+    admin = os.path.join(cp1.path, "etc/kubernetes/admin.conf")
+
+    def patch(body):
+        return cp1.run("kubectl", "--kubeconfig", admin, "-n", "kube-system", "patch", "configmap", "kubeadm-config",
+                       "--type", "merge", "-p", json.dumps(body))
+
+    current = yaml.safe_load(cp1.run("kubectl", "--kubeconfig", admin, "-n", "kube-system", "get", "configmap",
+                                     "kubeadm-config", "-o", "json").stdout)["data"]["ClusterConfiguration"]
+    bad = patch({"data": {"ClusterConfiguration": current.replace("kind: ClusterConfiguration", "kind: Other")}})
+    assert bad.returncode == 1 and "must be a ClusterConfiguration" in bad.stderr
+    assert patch({"data": {"Other": "x"}}).returncode == 1
+    newer = patch({"data": {"ClusterConfiguration": current.replace("kubernetesVersion: " + OLD,
+                                                                    "kubernetesVersion: " + NEW)}})
+    assert newer.returncode == 0, newer.stderr
+    joined = cp2.kubeadm(*join)
+    assert joined.returncode == 0, joined.stdout + joined.stderr
+    with open(os.path.join(cp2.path, "etc/kubernetes/manifests/kube-apiserver.yaml")) as handle:
+        assert "kube-apiserver:%s" % NEW in handle.read()
+    _wait_nodes(os.path.join(cp2.path, "etc/kubernetes/admin.conf"), ["cp1", "cp2"])
