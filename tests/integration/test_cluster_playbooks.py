@@ -331,7 +331,7 @@ def test_scale_plan_and_scale_in_refusal(fresh_lab, tmp_path):
 
 
 def test_upgrade_refusals_come_before_any_node_is_contacted(fresh_lab, tmp_path):
-    """upgrade-cluster.yml: a partial version, another strategy, no packages directory, a directory
+    """upgrade-cluster.yml: a partial version, an unknown strategy, replace without a VIP, no packages directory, a directory
     without the target's kubeadm: refused on the controller (the machines do not even answer SSH)."""
     _cluster, vars_file = _leased_cluster(fresh_lab, tmp_path, "up")
     debs = tmp_path / "debs"
@@ -339,8 +339,10 @@ def test_upgrade_refusals_come_before_any_node_is_contacted(fresh_lab, tmp_path)
     (debs / "kubeadm_1.31.9-1.1_all.deb").write_bytes(b"!<arch>\n")
     for extra, message in (
             (["-e", "kubernetes_version=1.32"], "must be a full version such as 1.32.0 (got 1.32)"),
+            (["-e", "kubernetes_version=1.32.0", "-e", "cluster_upgrade_strategy=surge",
+              "-e", "upgrade_artifacts_dir=%s" % debs], "cluster_upgrade_strategy surge: use in_place or replace"),
             (["-e", "kubernetes_version=1.32.0", "-e", "cluster_upgrade_strategy=replace",
-              "-e", "upgrade_artifacts_dir=%s" % debs], "only in_place is built so far"),
+              "-e", "upgrade_artifacts_dir=%s" % debs], "cluster_upgrade_strategy replace needs control_plane_vip_address"),
             (["-e", "kubernetes_version=1.32.0"], "upgrade_artifacts_dir (the .deb packages of 1.32.0) is required"),
             (["-e", "kubernetes_version=1.32.0", "-e", "upgrade_artifacts_dir=%s" % debs],
              "has no kubeadm package of version 1.32.0-1.1 (it holds: kubeadm_1.31.9-1.1_all.deb)")):
