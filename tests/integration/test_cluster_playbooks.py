@@ -405,3 +405,63 @@ def test_repair_plan_on_the_metal_face_reads_the_power(fresh_lab, tmp_path):
     assert worker.startswith("rq-worker-1: unhealthy (no SSH, powered off): power on through the provisioner")
     assert [line for line in plan if line.startswith("rq-worker-0:")][0].startswith(
         "rq-worker-0: unhealthy (no SSH): power reset through the provisioner")
+
+
+def _plan_replacements(lab, tmp_path, vars_file, kubelets, *extra):
+    """upgrade-cluster.yml's replace plan (tasks/plan-replacements.yml) over a leased sim cluster,
+    with the kubelet versions the API would report given here (sim machines have no API)."""
+    book = tmp_path / "plan-replacements.yml"
+    book.write_text(yaml.safe_dump([
+        {"import_playbook": os.path.join(ROOT, "playbooks", "lookup-cluster.yml")},
+        {"name": "Plan", "hosts": "localhost", "gather_facts": False,
+         "vars_files": [str(vars_file)],
+         "tasks": [{"name": "The kubelets", "ansible.builtin.set_fact": {"_upgrade_kubelets": kubelets}},
+                   {"name": "Plan the replacements",
+                    "ansible.builtin.include_tasks": os.path.join(ROOT, "playbooks", "tasks", "plan-replacements.yml")},
+                   {"name": "Queued", "ansible.builtin.debug": {
+                       "msg": "{{ dict(_queued | zip(_queued | map('extract', hostvars, 'fleet_replaces'))) }}"},
+                    "vars": {"_queued": "{{ (groups['fleet_replacement_cp'] | default([]))"
+                                        " + (groups['fleet_replacement_worker'] | default([])) }}"}}]}]))
+    proc, data = _run(str(book), vars_file, lab, "-e", "kubernetes_version=1.37.1", *extra)
+    plan = next(_task(data, "The plan (replace)"), {}).get("msg")
+    queued = next(_task(data, "Queued"), {}).get("msg")
+    return proc, data, plan, queued
+
+
+def test_replace_plan_pairs_members_resumes_and_refuses_an_empty_pool(fresh_lab, tmp_path):
+    """The replace strategy's plan: control planes first, each member below the target gets a new
+    member with the next free index, a member at the target is left alone; a replacement left
+    beyond the count by a stopped run is paired again (no second machine); --check queues nothing;
+    a pool without a free machine is refused, naming the replacement, before anything changes."""
+    name = "rpl%s" % uuid.uuid4().hex[:4]
+    _cluster, vars_file = _leased_cluster(fresh_lab, tmp_path, name)
+    cp0, w0, w1 = name + "-cp-0", name + "-worker-0", name + "-worker-1"
+    kubelets = {cp0: "1.36.4", w0: "1.36.4", w1: "1.37.1"}
+    proc, _data, plan, queued = _plan_replacements(fresh_lab, tmp_path, vars_file, kubelets, "--check")
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    assert [line.split(":")[0] for line in plan] == [name + "-cp-1 replaces " + cp0 + " (at 1.36.4)",
+                                                     name + "-worker-2 replaces " + w0 + " (at 1.36.4)", w1]
+    assert "lease a machine (e.g. " in plan[0] and "etcd quorum checked" in plan[0]
+    assert "etcd quorum" not in plan[1] and plan[2].endswith("at 1.37.1, nothing to do")
+    assert queued == {}
+    proc, _data, plan, queued = _plan_replacements(fresh_lab, tmp_path, vars_file, kubelets)
+    assert proc.returncode == 0 and queued == {name + "-cp-1": cp0, name + "-worker-2": w0}, proc.stdout[-3000:]
+    # resumed: the vars file asks for one worker, worker-1 (at the target) joined before worker-0 left
+    proc, _data, plan, queued = _plan_replacements(fresh_lab, tmp_path, vars_file, kubelets,
+                                                   "-e", "cluster_worker_count=1")
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    assert queued == {name + "-cp-1": cp0, w1: w0}
+    assert plan[1].startswith(w1 + " replaces " + w0 + " (at 1.36.4): joined already, install and join")
+    # every free machine taken: refused before anything changes
+    blocker = tmp_path / "blocker.yml"
+    blocker.write_text(yaml.safe_dump([{"hosts": "localhost", "gather_facts": False, "tasks": [
+        {"name": "Take the pool", "baremetal.fleet.lease": {"name": name + "-blocker", "count": 21,
+                                                            "provider": "plunder",
+                                                            "address_range": "10.79.1.10-10.79.1.60"}}]}]))
+    assert _run(str(blocker), vars_file, fresh_lab)[0].returncode == 0
+    proc, data, plan, queued = _plan_replacements(fresh_lab, tmp_path, vars_file, kubelets)
+    assert proc.returncode != 0 and plan is None and queued is None, json.dumps(list(_task(data, "Ask the pool")))[:3000]
+    failed = [h for p in data["plays"] for t in p["tasks"] for h in t["hosts"].values() if h.get("failed")]
+    refusal = [h["msg"] for h in failed if "Nothing was changed" in h.get("msg", "")]
+    assert refusal and "%s-cp-1 (replacing %s) finds none: lease %s-cp needs 1 more machine" % (name, cp0, name) \
+        in " ".join(refusal[0].split()), refusal
