@@ -343,6 +343,9 @@ def test_upgrade_refusals_come_before_any_node_is_contacted(fresh_lab, tmp_path)
               "-e", "upgrade_artifacts_dir=%s" % debs], "cluster_upgrade_strategy surge: use in_place or replace"),
             (["-e", "kubernetes_version=1.32.0", "-e", "cluster_upgrade_strategy=replace",
               "-e", "upgrade_artifacts_dir=%s" % debs], "cluster_upgrade_strategy replace needs control_plane_vip_address"),
+            (["-e", "kubernetes_version=1.32.0", "-e", "cluster_upgrade_strategy=replace", "-e", "cluster_address_range=",
+              "-e", "control_plane_vip_address=10.79.0.99", "-e", "upgrade_artifacts_dir=%s" % debs],
+             "replace on plunder needs cluster_address_range"),
             (["-e", "kubernetes_version=1.32.0"], "upgrade_artifacts_dir (the .deb packages of 1.32.0) is required"),
             (["-e", "kubernetes_version=1.32.0", "-e", "upgrade_artifacts_dir=%s" % debs],
              "has no kubeadm package of version 1.32.0-1.1 (it holds: kubeadm_1.31.9-1.1_all.deb)")):
