@@ -45,6 +45,9 @@ def _add_serve_options(p):
                    help="accept 'Authorization: Bearer TOKEN' with ROLE (repeatable; also "
                         "$FLEETLAB_METAL_TOKENS=ROLE=TOKEN,...; prefer the environment: arguments show in ps)")
     p.add_argument("--driver-opt", action="append", metavar="KEY=VALUE", help="driver-specific option")
+    p.add_argument("--hypervisor", action="append", metavar="URI[,vtep=ADDR][,rack=R][,name=N]",
+                   help="libvirt driver: run VMs on this hypervisor too (repeatable; 'local' is the lab's own "
+                        "libvirtd, always one of them); needs --driver-opt vtep=ADDRESS (see docs/lab-libvirt.md)")
     p.add_argument("--max-connections", type=int, default=None,
                    help="open connections per face at most (default 256; more are closed at once)")
     p.add_argument("--idle-timeout", type=float, default=None,
@@ -101,6 +104,21 @@ def build_parser():
     p.add_argument("group", choices=["vip"])
     p.add_argument("--out", required=True, help="artifacts directory to fill")
     p.add_argument("--cache", default=None, help="cache (default: $FLEETLAB_CACHE or /var/cache/fleetlab)")
+    p = sub.add_parser("hypervisor", help="make this host a hypervisor of a lab that runs on another host "
+                                          "(a private libvirtd on TCP, a bridge with a VXLAN to the lab)")
+    p.add_argument("action", choices=("up", "down"))
+    p.add_argument("--state", default=os.environ.get("FLEETLAB_HYPERVISOR_STATE", ".hypervisor"),
+                   help="state directory of this hypervisor (default: %(default)s)")
+    p.add_argument("--listen", help="address libvirtd listens on (up)")
+    p.add_argument("--port", type=int, default=16509, help="its TCP port (default: %(default)s)")
+    p.add_argument("--vtep", help="this host's tunnel endpoint (an address of its own; default: --listen)")
+    p.add_argument("--peer", action="append", metavar="ADDRESS", help="another host's tunnel endpoint: the lab's "
+                                                                       "(repeatable)")
+    p.add_argument("--vni", type=int, default=7700, help="VXLAN id (default: %(default)s, as the lab's)")
+    p.add_argument("--bridge", default="fleetlab0", help="bridge the lab's VMs attach to (default: %(default)s)")
+    p.add_argument("--no-kvm", action="store_true", help="hide /dev/kvm from libvirtd (VMs run under TCG)")
+    p.add_argument("--cache", default=None, help="libvirt's capabilities cache (default: $FLEETLAB_CACHE or "
+                                                 "/var/cache/fleetlab)")
     p = sub.add_parser("prune-images",
                        help="remove cached VM images of old recipes (the current one always stays)")
     p.add_argument("--cache", default=None, help="image cache (default: $FLEETLAB_CACHE or /var/cache/fleetlab)")
@@ -349,7 +367,8 @@ def cmd_status(args):
                           "machines": [dict({k: m[k] for k in ("id", "mac", "vendor", "size", "partition", "rack",
                                                                "state", "lease_name", "hostname", "address",
                                                                "last_seen", "power")},
-                                            fault=faults.get(m["id"]))
+                                            fault=faults.get(m["id"]),
+                                            hypervisor=m["labels"].get("fleetlab.io/hypervisor"))
                                        for m in rows]}, indent=2))
         return 0 if up and not failed else 1
     if up:
@@ -361,6 +380,12 @@ def cmd_status(args):
         else:
             print("fleetlab is up (pid %d, driver %s %s)" % (info["pid"], info["driver"], phase))
         print("  plunder %s   metal %s" % (info["plunder_url"], info["metal_url"]))
+        hvs = health.get("hypervisors") or []
+        if len(hvs) > 1:
+            print("  hypervisors: %s" % "; ".join(
+                "%s %s (%d machines)%s" % (h["name"], h["state"].upper() if h["state"] != "up" else "up",
+                                           h.get("machines", 0), ": " + h["error"] if h.get("error") else "")
+                for h in hvs))
     else:
         print("fleetlab is DOWN (state %s)" % state)
     if counts:
@@ -369,6 +394,9 @@ def cmd_status(args):
                                        "; %d with a fault" % len(faults) if faults else ""))
         print()
         header = ("MAC", "ID", "VENDOR", "SIZE", "RACK", "STATE", "SINCE", "LEASE", "HOSTNAME", "ADDRESS", "POWER")
+        spread = len({m["labels"].get("fleetlab.io/hypervisor") for m in rows}) > 1
+        if spread:
+            header += ("HYPERVISOR",)  # only when the machines run on several
         if faults:
             header += ("FAULT",)  # only while a fault is active
         table = [header]
@@ -378,6 +406,8 @@ def cmd_status(args):
             row = (m["mac"], ids[str(m["id"])], (m["vendor"] or "-")[:18], m["size"], m["rack"], m["state"],
                    _ago(now - m["state_since"]), m["lease_name"] or "-", m["hostname"] or "-", m["address"] or "-",
                    m["power"] or "-")
+            if spread:
+                row += (m["labels"].get("fleetlab.io/hypervisor") or "-",)
             if faults:
                 row += ((faults.get(m["id"]) or {}).get("kind") or "-",)
             table.append(row)
@@ -493,6 +523,29 @@ def cmd_prune_images(args):
     return 0
 
 
+def cmd_hypervisor(args):
+    from .vm import images, remote_host
+    if args.action == "down":
+        if not remote_host.down(args.state, log=lambda msg: print(msg, file=sys.stderr)):
+            print("hypervisor: nothing to stop in %s" % os.path.abspath(args.state))
+        return 0
+    if not args.listen or not args.peer:
+        print("fleetlab hypervisor up: --listen ADDRESS and --peer ADDRESS (the lab's host) are required",
+              file=sys.stderr)
+        return 2
+    try:
+        uri = remote_host.up(args.state, args.listen, args.vtep or args.listen, args.peer, port=args.port,
+                             vni=args.vni, bridge=args.bridge, hide_kvm=args.no_kvm,
+                             cache_dir=args.cache or os.environ.get("FLEETLAB_CACHE") or images.DEFAULT_CACHE,
+                             log=lambda msg: print(msg, file=sys.stderr))
+    except Exception as exc:  # the cause, after removing what was started
+        remote_host.down(args.state, log=lambda msg: None)
+        print("fleetlab hypervisor up: %s" % exc, file=sys.stderr)
+        return 1
+    print(uri)
+    return 0
+
+
 def main(argv=None):
     args = build_parser().parse_args(argv)
     if args.command == "serve":
@@ -502,7 +555,7 @@ def main(argv=None):
     signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     return {"up": cmd_up, "down": cmd_down, "status": cmd_status, "env": cmd_env, "report": cmd_report, "bmc": cmd_bmc,
             "fault": cmd_fault, "prepare": cmd_prepare, "packages": cmd_packages,
-            "prune-images": cmd_prune_images}[args.command](args)
+            "prune-images": cmd_prune_images, "hypervisor": cmd_hypervisor}[args.command](args)
 
 
 if __name__ == "__main__":

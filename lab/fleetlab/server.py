@@ -180,6 +180,8 @@ class Lab:
         driver_opts = {"preset": opts.preset, "loop_period": opts.loop_period,
                        "install_seconds": opts.install_seconds, "wipe_seconds": opts.wipe_seconds,
                        "state_dir": self.state_dir, "bind": opts.bind}
+        if getattr(opts, "hypervisor", None):
+            driver_opts["hypervisors"] = list(opts.hypervisor)
         for item in opts.driver_opt or []:
             key, _, value = item.partition("=")
             driver_opts[key.replace("-", "_")] = value

@@ -6,6 +6,12 @@
 (``/var/cache/fleetlab``), ``vms`` the most VMs to create (6: a looping VM costs a third of a core
 under TCG)).
 
+Several hypervisors (``--hypervisor URI`` as often as needed, see :mod:`fleetlab.vm.hypervisors`):
+``placement`` ``round-robin`` (default) or ``rack`` (one hypervisor per rack), ``vtep`` this host's
+tunnel endpoint, ``underlay_netns`` the namespace that holds it (default: the host's own), ``vni``
+the VXLAN id (7700). Each machine carries the label ``fleetlab.io/hypervisor``; the driver's health
+lists the hypervisors and says when one stops answering (its machines' power reads ``unknown``).
+
 What happens (see ``fleetlab.vm`` and docs/lab-libvirt.md):
 
 * ``start``: a background thread builds (or finds in the cache) the OS image and the installer,
@@ -87,8 +93,15 @@ class LibvirtDriver(Driver):
         self._lease_t = {}           # mac -> time of the lease (provision call)
         self._timings = {}           # mac -> {phase: seconds}
         self._reach_cache = {}       # mac -> (time, bool)
-        self._bmc = None             # the VMs' Redfish BMC (fleetlab.vm.bmc.Client) once it runs
-        self._bmc_forwarder = None   # host 127.0.0.1 -> the BMC inside the lab's namespace
+        self._bmc = {}               # mac -> the Redfish BMC of its VM (fleetlab.vm.bmc.Client) once it runs
+        self._bmc_forwarders = []    # host 127.0.0.1 -> each BMC inside a namespace
+        hv = o.get("hypervisors") or []
+        self.hypervisor_specs = hv.split(";") if isinstance(hv, str) else list(hv)
+        self.placement = o.get("placement") or "round-robin"
+        self.underlay_ns = o.get("underlay_netns") or None
+        self.vtep = o.get("vtep") or None
+        self.vni = int(o.get("vni") or 7700)
+        self._hv_down = {}           # hypervisor name -> the cause, while it does not answer
 
     # -- lifecycle ---------------------------------------------------------------------------
     def start(self, pool):
@@ -122,7 +135,9 @@ class LibvirtDriver(Driver):
             self.vm.on_report = self._on_report
             self.vm.setup()
             machines = self.pool.machines()[:self.max_vms]
-            created = self._create_vms(machines)
+            from ..vm import hypervisors
+            placed = hypervisors.place(machines, self.vm.specs, self.placement)
+            created = self._create_vms(machines, placed)
             for m in machines:
                 if self.held_off(m):
                     self.vm.power(m["mac"], "off")  # a power-off fault outlasts a restart
@@ -130,13 +145,14 @@ class LibvirtDriver(Driver):
                 labels = dict(m["labels"])
                 labels.update({"fleetlab.io/ssh-host": "127.0.0.1",
                                "fleetlab.io/ssh-port": str(vmm.forwarder.port),
-                               "fleetlab.io/vm": vmm.name})
+                               "fleetlab.io/vm": vmm.name, "fleetlab.io/hypervisor": vmm.hypervisor})
                 self.pool.set_columns(m["id"], labels=json.dumps(labels, sort_keys=True))
                 if m["lease_name"] is not None:
                     self._prepare(m)
             bmc = self._start_bmc(machines)
             self.set_health(READY, accel=self.vm.domain_type, machines=len(machines),
-                            boot_service=self.vm.boot.base, namespace=self.vm.ns, bmc=bmc)
+                            boot_service=self.vm.boot.base, namespace=self.vm.ns, bmc=bmc,
+                            hypervisors=self.vm.hypervisor_states())
             self.ready.set()
             log.info("libvirt: %d VMs booting (%s)", len(machines), self.vm.domain_type)
         except Exception as exc:  # reported as the driver's health and in the log
@@ -153,12 +169,29 @@ class LibvirtDriver(Driver):
         without one, and says so, when the emulator cannot start. Returns its address or the cause."""
         from ..vm import bmc as vmbmc
         try:
-            bmc, self._bmc_forwarder = vmbmc.start(self.state_dir, self.vm.uri, self.vm.record, ns=self.vm.ns)
-            systems = {m["mac"]: self.vm.domain(m["mac"]).UUIDString() for m in machines}
+            systems = {}
+            bmc = None
+            # one emulator per hypervisor, next to the libvirtd it drives or on the way to it
+            for hv in self.vm.hypervisor_states():
+                ours = [m for m in machines if self.vm.machine(m["mac"]).hypervisor == hv["name"]]
+                if not ours and hv["name"] != "local":
+                    continue
+                local = hv["name"] == "local"
+                emulator, forwarder = vmbmc.start(
+                    self.state_dir, self.vm.uri if local else hv["uri"], self.vm.record,
+                    ns=self.vm.ns if local else self.underlay_ns, name=None if local else hv["name"])
+                if forwarder is not None:
+                    self._bmc_forwarders.append(forwarder)
+                bmc = bmc or emulator
+                hv_systems = {m["mac"]: self.vm.domain(m["mac"]).UUIDString() for m in ours}
+                client = vmbmc.Client(emulator, hv_systems)
+                for mac, uuid in hv_systems.items():
+                    systems[mac] = (emulator, uuid)
+                    self._bmc[mac] = client
             vmbmc.write_map(self.state_dir, bmc, systems)
-            self._bmc = vmbmc.Client(bmc, systems)
         except Exception as exc:  # the faces and the VMs work without it
             log.warning("libvirt: no BMC for the VMs: %s", exc)
+            self._bmc = {}
             return "none: %s" % exc
         log.info("libvirt: Redfish BMC for %d VMs on %s (credentials in %s)", len(machines), bmc["address"],
                  os.path.join(self.state_dir, vmbmc.BMC_FILE))
@@ -168,8 +201,8 @@ class LibvirtDriver(Driver):
         """A failed set-up removes whatever it had started (daemons, VMs, network, namespace)."""
         from ..vm import lab as vmlab
 
-        if self._bmc_forwarder is not None:
-            self._bmc_forwarder.close()
+        for forwarder in self._bmc_forwarders:
+            forwarder.close()
         if self.vm is not None:
             try:
                 self.vm.close()
@@ -185,15 +218,17 @@ class LibvirtDriver(Driver):
 
         return VMLab(self.state_dir, network=self.lease_network, cache_dir=self.cache_dir,
                      memory_mib=self.memory, vcpus=self.vcpus, accel=self.accel, loop_wait=self.loop_wait,
-                     log=log.info)
+                     log=log.info, hypervisor_specs=self.hypervisor_specs, underlay_ns=self.underlay_ns,
+                     vtep=self.vtep, vni=self.vni)
 
-    def _create_vms(self, machines):
-        """One blank VM per pool machine (its MAC); returns the VMLab machines in the same order."""
+    def _create_vms(self, machines, placed):
+        """One blank VM per pool machine (its MAC) on the hypervisor ``placed`` names; returns the
+        VMLab machines in the same order."""
         out = []
         for m in machines:
             if self._stop.is_set():
                 raise RuntimeError("stopped while creating VMs")
-            out.append(self.vm.add_machine(m["mac"], start=not self.held_off(m)))
+            out.append(self.vm.add_machine(m["mac"], start=not self.held_off(m), hypervisor=placed[m["mac"]]))
         return out
 
     def _monitor(self):
@@ -201,10 +236,12 @@ class LibvirtDriver(Driver):
         power-off fault that runs anyway (switched on through its BMC, which bypasses the lab) is
         switched off again: its power is gone, whoever presses the button."""
         while not self._stop.wait(10.0):
+            if self.vm.remotes:
+                self._watch_hypervisors()
             for mid in list(self._faults):
                 m = self.pool.get(mid)
                 if m is not None and self.held_off(m) and self.vm.machine(m["mac"]) is not None \
-                        and self.vm.is_on(m["mac"]):
+                        and self._hv_up(m) and self.vm.is_on(m["mac"]):
                     log.info("libvirt: %s is held off by a power-off fault: off again", m["mac"])
                     self.vm.power(m["mac"], "off")
             try:
@@ -218,6 +255,43 @@ class LibvirtDriver(Driver):
                     except P.PoolError:
                         pass
 
+    def _hv_up(self, machine):
+        vmm = self.vm.machine(machine["mac"])
+        return vmm is not None and vmm.hypervisor not in self._hv_down
+
+    def _watch_hypervisors(self):
+        """Whether each remote hypervisor answers; when one stops (or comes back) the log and the
+        driver's health say so, and the power of its machines reads ``unknown`` (or what it is)."""
+        changed = False
+        for name, remote in self.vm.remotes.items():
+            up = remote.alive()
+            if not up and name not in self._hv_down:
+                self._hv_down[name] = remote.error
+                log.error("libvirt: hypervisor %s (%s) went away: %s; its machines are unreachable, the other "
+                          "hypervisors' keep working", name, remote.uri, remote.error)
+                changed = True
+            elif up and name in self._hv_down:
+                del self._hv_down[name]
+                log.info("libvirt: hypervisor %s (%s) answers again", name, remote.uri)
+                changed = True
+        for m in self.pool.machines():
+            vmm = self.vm.machine(m["mac"])
+            if vmm is None or vmm.hypervisor == "local":
+                continue
+            if vmm.hypervisor in self._hv_down:
+                power = "unknown"
+            else:
+                try:
+                    power = "on" if self.vm.is_on(m["mac"]) else "off"
+                except Exception:  # pylint: disable=broad-except  (it went away between the two calls)
+                    power = "unknown"
+            if m["power"] != power:
+                self.pool.set_columns(m["id"], power=power, last_seen=time.time() if power != "on" else m["last_seen"])
+        if changed:
+            extra = {k: v for k, v in self.health().items() if k not in ("driver", "phase", "error", "time")}
+            extra["hypervisors"] = self.vm.hypervisor_states()
+            self.set_health(READY, **extra)
+
     def stop(self):
         """The VMs only make sense with the lab's boot service: stopping the lab removes them."""
         self._stop.set()
@@ -225,8 +299,8 @@ class LibvirtDriver(Driver):
             t.join(5)
         if self.vm is not None:
             self.vm.close()
-        if self._bmc_forwarder is not None:
-            self._bmc_forwarder.close()
+        for forwarder in self._bmc_forwarders:
+            forwarder.close()
         from ..vm import lab as vmlab
         vmlab.teardown(self.state_dir, log=log.info)
         if not self.failed:
@@ -365,9 +439,13 @@ class LibvirtDriver(Driver):
             return
         if action in POWER_ON_ACTIONS and self.held_off(machine):
             return
-        if self._bmc is not None:
+        vmm = self.vm.machine(machine["mac"])
+        if vmm.hypervisor in self._hv_down:
+            raise ValueError("%s runs on hypervisor %s, which does not answer: %s"
+                             % (machine["mac"], vmm.hypervisor, self._hv_down[vmm.hypervisor]))
+        if machine["mac"] in self._bmc:
             try:
-                self._bmc.act(machine["mac"], action)
+                self._bmc[machine["mac"]].act(machine["mac"], action)
                 return
             except Exception as exc:  # pylint: disable=broad-except  (the action still happens)
                 log.warning("libvirt: power %s of %s through the BMC failed (%s): through libvirt",

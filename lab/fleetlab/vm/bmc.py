@@ -41,8 +41,9 @@ def _write_private(path, text):
     os.replace(tmp, path)
 
 
-def start(state_dir, libvirt_uri, record, ns=None, timeout=60.0):
-    """Start the emulator inside namespace ``ns`` (None: the host's); returns ``(bmc, forwarder)``:
+def start(state_dir, libvirt_uri, record, ns=None, timeout=60.0, name=None):
+    """Start the emulator inside namespace ``ns`` (None: the host's); ``name``: one more emulator,
+    for the VMs of another hypervisor (its own directory and record entry). Returns ``(bmc, forwarder)``:
     ``bmc`` is ``{"address", "username", "password"}`` (the address on the host's 127.0.0.1),
     ``forwarder`` the :class:`netns.Forwarder` to close when the lab stops (None without ``ns``).
     Raises ``RuntimeError`` with the cause (no emulator installed, it did not answer) after
@@ -54,7 +55,7 @@ def start(state_dir, libvirt_uri, record, ns=None, timeout=60.0):
         raise RuntimeError("the BMC emulator needs sushy-tools and bcrypt in %s (pip install sushy-tools): %s"
                            % (sys.executable, exc))
 
-    workdir = os.path.join(state_dir, "vm", "bmc")
+    workdir = os.path.join(state_dir, "vm", "bmc" + ("-" + name if name else ""))
     os.makedirs(workdir, mode=0o700, exist_ok=True)
     password = secrets.token_urlsafe(16)
     htpasswd = os.path.join(workdir, "htpasswd")
@@ -69,7 +70,7 @@ def start(state_dir, libvirt_uri, record, ns=None, timeout=60.0):
         # ip netns exec execs the emulator: the recorded PID is the emulator's own
         proc = subprocess.Popen((["ip", "netns", "exec", ns] if ns else []) + cmd, stdin=subprocess.DEVNULL,
                                 stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    record.set("bmc_pid", proc.pid)
+    record.set("bmc_pid" + ("_" + name if name else ""), proc.pid)
     forwarder = netns.Forwarder(ns, "127.0.0.1", port) if ns else None
     address = "http://127.0.0.1:%d" % (forwarder.port if forwarder else port)
     deadline = time.monotonic() + timeout
@@ -79,7 +80,7 @@ def start(state_dir, libvirt_uri, record, ns=None, timeout=60.0):
             break
         except (OSError, urllib.error.URLError) as exc:
             if proc.poll() is not None or time.monotonic() > deadline:
-                stop(record)
+                host.kill_pid(proc.pid, "fleetlab.vm.bmc_emulator")
                 if forwarder:
                     forwarder.close()
                 raise RuntimeError("the BMC emulator did not answer on %s within %.0f s (%s); see %s"
@@ -89,8 +90,12 @@ def start(state_dir, libvirt_uri, record, ns=None, timeout=60.0):
 
 
 def write_map(state_dir, bmc, systems):
-    """``<state>/bmc.json``: the emulator and, per machine MAC, the entry of a ``bmc`` map."""
-    machines = {mac: dict(bmc, system_id=uuid) for mac, uuid in sorted(systems.items())}
+    """``<state>/bmc.json``: the emulator and, per machine MAC, the entry of a ``bmc`` map.
+    ``systems``: {mac: system id} or {mac: (emulator, system id)} (several emulators)."""
+    machines = {}
+    for mac, entry in sorted(systems.items()):
+        emulator, uuid = entry if isinstance(entry, tuple) else (bmc, entry)
+        machines[mac] = dict(emulator, system_id=uuid)
     _write_private(os.path.join(state_dir, BMC_FILE), json.dumps({"bmc": bmc, "machines": machines}, indent=1) + "\n")
 
 
@@ -104,7 +109,10 @@ def read_map(state_dir):
 
 
 def stop(record):
-    host.kill_pid(record.data.get("bmc_pid"), "fleetlab.vm.bmc_emulator")
+    """Every emulator the lab started (one per hypervisor)."""
+    for key, pid in record.data.items():
+        if key == "bmc_pid" or key.startswith("bmc_pid_"):
+            host.kill_pid(pid, "fleetlab.vm.bmc_emulator")
 
 
 class Client:

@@ -139,11 +139,23 @@ if [ "$HIDE_KVM" = 1 ] && [ -e /dev/kvm ]; then
   mount --move "$D" /dev
 fi
 virtlogd -d -p "$R/virtlogd.pid"
-exec libvirtd -d -p "$R/libvirtd.pid"
+exec libvirtd -d $LISTEN -p "$R/libvirtd.pid"
 """
 
 
-def start_daemons(record, ns, lab_id, hide_kvm=False, cache_dir="/var/cache/fleetlab"):
+#: what a hypervisor of a multi-host lab adds to libvirtd.conf: the remote protocol over plain TCP on
+#: one address, without authentication (see docs/lab-libvirt.md: a private link, or qemu+ssh)
+_TCP_CONF = """
+# fleetlab hypervisor: libvirt's remote protocol on one address
+listen_tls = 0
+listen_tcp = 1
+listen_addr = "%s"
+tcp_port = "%d"
+auth_tcp = "none"
+"""
+
+
+def start_daemons(record, ns, lab_id, hide_kvm=False, cache_dir="/var/cache/fleetlab", listen=None):
     """Start the lab's own virtlogd and libvirtd inside namespace ``ns``, each lab with a private
     libvirt: they run in a mount namespace in which /run/libvirt, /var/lib/libvirt and
     /etc/libvirt are the lab's directories under ``/run/fleetlab/<id>`` (the host's daemon
@@ -153,6 +165,7 @@ def start_daemons(record, ns, lab_id, hide_kvm=False, cache_dir="/var/cache/flee
 
     ``hide_kvm``: /dev/kvm is /dev/null in there. Where KVM exists but cannot run guests, libvirt
     would otherwise probe QEMU's KVM capabilities (about a minute under load) at every start.
+    ``listen``: (address, port) on which libvirtd also speaks libvirt's remote protocol over TCP.
     Returns the libvirt URI."""
     root = private_root(lab_id)
     record.set("libvirt_root", root)
@@ -175,6 +188,12 @@ def start_daemons(record, ns, lab_id, hide_kvm=False, cache_dir="/var/cache/flee
                 shutil.copy2(src, os.path.join(etc, name))
         if os.path.isdir("/etc/libvirt/nwfilter"):
             shutil.copytree("/etc/libvirt/nwfilter", os.path.join(etc, "nwfilter"))
+    conf = os.path.join(etc, "libvirtd.conf")
+    if listen:
+        with open(conf) as fh:
+            text = fh.read().split(_TCP_CONF.splitlines()[1])[0].rstrip("\n") + "\n"
+        with open(conf, "w") as fh:
+            fh.write(text + _TCP_CONF % (listen[0], int(listen[1])))
     for sub in ("qemu", "dnsmasq", "network", "images", "boot"):
         os.makedirs(os.path.join(root, "lib", sub), exist_ok=True)
     for target in MOUNT_TARGETS:
@@ -182,7 +201,7 @@ def start_daemons(record, ns, lab_id, hide_kvm=False, cache_dir="/var/cache/flee
     cmd = ["unshare", "--mount", "--propagation", "slave", "sh", "-c", _START, "fleetlab-libvirt", root]
     if ns:
         cmd = ["ip", "netns", "exec", ns] + cmd
-    env = dict(os.environ, HIDE_KVM="1" if hide_kvm else "0", CACHE=cache)
+    env = dict(os.environ, HIDE_KVM="1" if hide_kvm else "0", CACHE=cache, LISTEN="--listen" if listen else "")
     # the daemons detach; what they and the mounts say before that goes to a file (a pipe would
     # stay open for as long as the daemons run)
     start_log = os.path.join(root, "start.log")

@@ -23,7 +23,7 @@ import threading
 import time
 import uuid
 
-from . import bootsvc, host, images, netns, xmldefs
+from . import bootsvc, host, hypervisors, images, netns, overlay, xmldefs
 
 BOOT_PORT = 80
 DISK_GIB = 4
@@ -41,8 +41,9 @@ def _libvirt():
 
 
 class Machine:
-    def __init__(self, index, mac, name, ip, disk, console):
+    def __init__(self, index, mac, name, ip, disk, console, hypervisor=hypervisors.LOCAL):
         self.index = index
+        self.hypervisor = hypervisor  # the name of the hypervisor its VM runs on
         self.mac = mac
         self.name = name
         self.ip = ip            # the address the machine gets from DHCP (static per MAC)
@@ -56,7 +57,8 @@ class Machine:
 
 class VMLab:
     def __init__(self, state_dir, network="10.77.0.0/16", cache_dir=images.DEFAULT_CACHE,
-                 memory_mib=512, vcpus=1, accel="auto", loop_wait=2, log=print):
+                 memory_mib=512, vcpus=1, accel="auto", loop_wait=2, log=print, hypervisor_specs=None,
+                 underlay_ns=None, vtep=None, vni=overlay.DEFAULT_VNI):
         self.state_dir = os.path.abspath(state_dir)
         self.dir = os.path.join(self.state_dir, "vm")
         self.id = lab_id(self.state_dir)
@@ -87,6 +89,13 @@ class VMLab:
         self.known_hosts = os.path.join(self.dir, "known_hosts")
         self._lock = threading.RLock()
         self.uri = None
+        # other hypervisors (fleetlab.vm.hypervisors), joined by a VXLAN over the underlay
+        self.specs = hypervisors.parse(hypervisor_specs or [])
+        self.remotes = {}       # name -> hypervisors.Remote
+        self.underlay_ns = underlay_ns
+        self.vtep = vtep
+        self.vni = int(vni)
+        self.mtu = None         # the overlay's MTU, when the lab spans hypervisors
         # callbacks, set by the driver
         self.decide = lambda mac: "loop"
         self.on_report = lambda mac, event, detail, uptime: None
@@ -110,7 +119,15 @@ class VMLab:
         # the network (and so the boot service) lives where libvirtd runs
         boot_ns = self.ns
         self._ensure_keys()
+        remote = [s for s in self.specs if not s.local]
+        if remote:
+            if not self.vtep:
+                raise host.HostError("a lab on several hypervisors needs its own tunnel endpoint: the driver "
+                                     "option vtep=ADDRESS (an address of this host that the others reach)")
+            self.mtu = overlay.overlay_mtu(self.underlay_ns, self.vtep)
         self._define_network()
+        if remote:
+            self._join_hypervisors(remote)
         self.boot = bootsvc.BootService(
             boot_ns, self.gateway, BOOT_PORT, self.artifacts, os.path.join(self.dir, "hits.jsonl"),
             decide=self._decide, machine_files=self._machine_files, report=self._report,
@@ -142,16 +159,54 @@ class VMLab:
             pass
         xml = xmldefs.network_xml(self.net_name, self.bridge, self.gateway, self.network.prefixlen,
                                   self.dhcp_range[0], self.dhcp_range[1], "http://%s:%d/boot.ipxe"
-                                  % (self.gateway, BOOT_PORT))
+                                  % (self.gateway, BOOT_PORT), mtu=self.mtu)
         net = self.conn.networkDefineXML(xml)
         self.record.set("network", self.net_name)
         net.create()
         self._net = net
 
+    def _join_hypervisors(self, specs):
+        """The boot network over the other hypervisors (a VXLAN from this lab's bridge to each of
+        their VTEPs) and a connection to each, from the underlay namespace."""
+        t0 = time.time()
+        overlay.create(self.ns + "vx", self.vni, self.vtep, [s.vtep for s in specs], underlay_ns=self.underlay_ns,
+                       bridge=self.bridge, bridge_ns=self.ns, mtu=self.mtu)
+        self.record.set("underlay_netns", self.underlay_ns)
+        remotes = self.record.data.get("remotes") or {}
+        for spec in specs:
+            remotes[spec.name] = dict(spec.as_dict(), domains=remotes.get(spec.name, {}).get("domains", []))
+            self.record.set("remotes", remotes)
+            r = hypervisors.Remote(spec, self.underlay_ns, pool_name=self.ns)
+            r.open()
+            self.remotes[spec.name] = r
+            self.log("vm: hypervisor %s (%s) joined, VTEP %s" % (spec.name, spec.uri, spec.vtep))
+        self.log("vm: boot network over %d hypervisors (VXLAN %d, MTU %d) in %.1f s"
+                 % (len(specs) + 1, self.vni, self.mtu, time.time() - t0))
+
+    def hypervisor_states(self):
+        """[{name, uri, state, error, since, machines}] of every hypervisor, the local one first."""
+        count = {}
+        for m in self.machines.values():
+            count[m.hypervisor] = count.get(m.hypervisor, 0) + 1
+        out = [{"name": hypervisors.LOCAL, "uri": self.uri, "state": "up", "error": None,
+                "machines": count.get(hypervisors.LOCAL, 0)}]
+        for name, r in self.remotes.items():
+            out.append(dict(r.state(), machines=count.get(name, 0)))
+        return out
+
+    def _conn_of(self, m):
+        if m.hypervisor == hypervisors.LOCAL:
+            return self.conn
+        return self.remotes[m.hypervisor].connection()
+
     # -- machines ------------------------------------------------------------------------------
-    def add_machine(self, mac, start=True):
-        """A blank server with ``mac`` (its index is its position); returns the Machine."""
+    def add_machine(self, mac, start=True, hypervisor=hypervisors.LOCAL):
+        """A blank server with ``mac`` (its index is its position) on ``hypervisor`` (a name);
+        returns the Machine."""
         libvirt = _libvirt()
+        remote = self.remotes.get(hypervisor) if hypervisor != hypervisors.LOCAL else None
+        if hypervisor != hypervisors.LOCAL and remote is None:
+            raise host.HostError("no hypervisor named %s in this lab" % hypervisor)
         with self._lock:
             if mac in self.machines:
                 return self.machines[mac]
@@ -160,31 +215,44 @@ class VMLab:
             ip = str(self._static_pool[index - 1])
             disk = os.path.join(self.dir, name + ".qcow2")
             console = os.path.join(self.dir, name + ".console.log")
-            m = Machine(index, mac, name, ip, disk, console)
+            if remote is not None:
+                console = remote.console_path(name)
+            m = Machine(index, mac, name, ip, disk, console, hypervisor)
             self.machines[mac] = m
             self.by_ip[ip] = m
         t0 = time.time()
         self._set_dhcp_host(mac, ip)
-        if os.path.exists(disk):
-            os.remove(disk)
-        subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", disk, "%dG" % DISK_GIB], check=True)
+        conn = self._conn_of(m)
+        if remote is not None:
+            m.disk = remote.new_disk(name + ".qcow2", DISK_GIB)
+        else:
+            if os.path.exists(disk):
+                os.remove(disk)
+            subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", disk, "%dG" % DISK_GIB], check=True)
         try:
-            dom = self.conn.lookupByName(name)
+            dom = conn.lookupByName(name)
             if dom.isActive():
                 dom.destroy()
             dom.undefine()
         except libvirt.libvirtError:
             pass
-        xml = xmldefs.domain_xml(name, mac, self.net_name, disk, console, self.memory_mib, self.vcpus,
-                                 self.domain_type, uuid=str(uuid.uuid5(uuid.NAMESPACE_OID, "fleetlab:" + mac)))
-        self.conn.defineXML(xml)
-        self.record.add("domains", name)
+        xml = xmldefs.domain_xml(name, mac, self.net_name, m.disk, console, self.memory_mib, self.vcpus,
+                                 self.domain_type, uuid=str(uuid.uuid5(uuid.NAMESPACE_OID, "fleetlab:" + mac)),
+                                 bridge=remote.spec.bridge if remote else None, mtu=self.mtu)
+        conn.defineXML(xml)
+        if remote is not None:
+            remotes = self.record.data["remotes"]
+            if name not in remotes[hypervisor]["domains"]:
+                remotes[hypervisor]["domains"].append(name)
+            self.record.set("remotes", remotes)
+        else:
+            self.record.add("domains", name)
         m.forwarder = netns.Forwarder(self.boot_ns, ip, 22)
         self._write_access()
         if start:
             self.power(mac, "on")
-        self.log("vm: %s (%s, %s) defined%s in %.1f s" % (name, mac, ip, " and started" if start else "",
-                                                          time.time() - t0))
+        self.log("vm: %s (%s, %s) defined%s on %s in %.1f s" % (name, mac, ip, " and started" if start else "",
+                                                                hypervisor, time.time() - t0))
         return m
 
     def _set_dhcp_host(self, mac, ip, old_ip=None):
@@ -202,7 +270,7 @@ class VMLab:
         rows = {}
         lines = []
         for m in self.machines.values():
-            rows[m.mac] = {"name": m.name, "address": m.ip, "ssh_host": "127.0.0.1",
+            rows[m.mac] = {"name": m.name, "address": m.ip, "ssh_host": "127.0.0.1", "hypervisor": m.hypervisor,
                            "ssh_port": m.forwarder.port if m.forwarder else None}
             lines.append("Host %s %s\n  HostName 127.0.0.1\n  Port %d\n  User root\n  IdentityFile %s\n"
                          "  UserKnownHostsFile %s\n  HostKeyAlias %s\n"
@@ -219,12 +287,13 @@ class VMLab:
         return self.machines.get(mac.lower())
 
     def domain(self, mac):
-        return self.conn.lookupByName(self.machines[mac.lower()].name)
+        m = self.machines[mac.lower()]
+        return self._conn_of(m).lookupByName(m.name)
 
     def power(self, mac, action):
         libvirt = _libvirt()
         m = self.machines[mac.lower()]
-        dom = self.conn.lookupByName(m.name)
+        dom = self.domain(mac)
         active = dom.isActive()
         if action == "on" and not active:
             dom.create()
@@ -277,7 +346,7 @@ class VMLab:
         libvirt = _libvirt()
         dom = self.domain(mac)
         xml = dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE | libvirt.VIR_DOMAIN_XML_SECURE)
-        self.conn.defineXML(xmldefs.with_boot_order(xml, order))
+        self._conn_of(self.machines[mac.lower()]).defineXML(xmldefs.with_boot_order(xml, order))
         if restart and dom.isActive():
             dom.destroy()
             dom.create()
@@ -289,12 +358,15 @@ class VMLab:
         """Out-of-band wipe (like a BMC + disk eraser): power off, fresh empty disk, power on
         (unless ``start`` is false)."""
         m = self.machines[mac.lower()]
-        dom = self.conn.lookupByName(m.name)
+        dom = self.domain(mac)
         if dom.isActive():
             dom.destroy()
-        disk = _disk_of(dom) or m.disk
-        os.remove(disk)
-        subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", disk, "%dG" % DISK_GIB], check=True)
+        if m.hypervisor != hypervisors.LOCAL:
+            self.remotes[m.hypervisor].new_disk(m.name + ".qcow2", DISK_GIB)
+        else:
+            disk = _disk_of(dom) or m.disk
+            os.remove(disk)
+            subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", disk, "%dG" % DISK_GIB], check=True)
         if start:
             dom.create()
 
@@ -456,12 +528,15 @@ class VMLab:
         for m in self.machines.values():
             if m.forwarder:
                 m.forwarder.close()
-        if self.conn is not None:
-            try:
-                self.conn.close()
-            except Exception:
-                pass
-            self.conn = None
+        for conn in [self.conn] + [r.conn for r in self.remotes.values()]:
+            if conn is not None:
+                try:
+                    conn.close()
+                except Exception:  # pylint: disable=broad-except  (closing, whatever state it is in)
+                    pass
+        self.conn = None
+        for r in self.remotes.values():
+            r.conn = None
 
 
 def _disk_of(dom):
@@ -542,6 +617,7 @@ def teardown(state_dir, log=print):
                 except libvirt.libvirtError:
                     pass
             conn.close()
+    removed += _teardown_remotes(data, log)
     from . import bmc
     bmc.stop(record)  # the BMC emulator talks to the daemons: before them
     host.stop_daemons(record)
@@ -578,3 +654,36 @@ def teardown(state_dir, log=print):
         log("vm: removed %s" % (", ".join(removed) or "nothing"))
     return True
 
+
+
+def _teardown_remotes(data, log):
+    """The lab's domains and disk pool on the other hypervisors (their daemons, bridges and
+    VXLANs belong to ``fleetlab hypervisor``); a hypervisor that does not answer is named."""
+    removed = []
+    for name, entry in sorted((data.get("remotes") or {}).items()):
+        spec = hypervisors.Spec(entry["uri"], name, entry.get("vtep"), entry.get("rack"), entry.get("bridge"))
+        r = hypervisors.Remote(spec, data.get("underlay_netns"), pool_name="fl" + data.get("id", ""))
+        try:
+            conn = r.open()
+        except hypervisors.HypervisorError as exc:
+            if log:
+                log("vm: cannot remove the VMs %s: %s" % (", ".join(entry.get("domains", [])) or "(none)", exc))
+            continue
+        libvirt = _libvirt()
+        for dom_name in entry.get("domains", []):
+            try:
+                dom = conn.lookupByName(dom_name)
+                if dom.isActive():
+                    dom.destroy()
+                dom.undefine()
+                removed.append("%s on %s" % (dom_name, name))
+            except libvirt.libvirtError:
+                pass
+        try:
+            if r.remove_pool():
+                removed.append("pool on %s" % name)
+        except libvirt.libvirtError as exc:
+            if log:
+                log("vm: the disk pool on %s: %s" % (name, exc))
+        conn.close()
+    return removed

@@ -5,13 +5,14 @@ from xml.sax.saxutils import quoteattr
 
 
 def network_xml(name, bridge, address, prefix, dhcp_start, dhcp_end, bootfile, hosts=(),
-                ipv6="fd77::1", ipv6_prefix=64):
-    """``hosts``: iterable of (mac, ip). No ``<forward>``: the network is isolated."""
+                ipv6="fd77::1", ipv6_prefix=64, mtu=None):
+    """``hosts``: iterable of (mac, ip). No ``<forward>``: the network is isolated. ``mtu``: the
+    bridge's and the taps' MTU, which libvirt's dnsmasq also hands out (DHCP option 26)."""
     host_lines = "".join("        <host mac=%s ip=%s/>\n" % (quoteattr(mac), quoteattr(ip)) for mac, ip in hosts)
     return """<network>
   <name>%(name)s</name>
   <bridge name=%(bridge)s stp='off' delay='0'/>
-  <ip address=%(address)s prefix='%(prefix)d'>
+%(mtu)s  <ip address=%(address)s prefix='%(prefix)d'>
     <dhcp>
       <range start=%(start)s end=%(end)s/>
 %(hosts)s      <bootp file=%(bootfile)s/>
@@ -21,7 +22,8 @@ def network_xml(name, bridge, address, prefix, dhcp_start, dhcp_end, bootfile, h
 </network>
 """ % {"name": name, "bridge": quoteattr(bridge), "address": quoteattr(address), "prefix": prefix,
        "start": quoteattr(dhcp_start), "end": quoteattr(dhcp_end), "hosts": host_lines,
-       "bootfile": quoteattr(bootfile), "ipv6": quoteattr(ipv6), "ipv6_prefix": ipv6_prefix}
+       "bootfile": quoteattr(bootfile), "ipv6": quoteattr(ipv6), "ipv6_prefix": ipv6_prefix,
+       "mtu": "  <mtu size='%d'/>\n" % mtu if mtu else ""}
 
 
 def dhcp_host_xml(mac, ip):
@@ -29,11 +31,13 @@ def dhcp_host_xml(mac, ip):
 
 
 def domain_xml(name, mac, network, disk_path, console_log, memory_mib=512, vcpus=1, domain_type="qemu",
-               uuid=None):
+               uuid=None, bridge=None, mtu=None):
     """A blank "server": virtio NIC on ``network`` (boot order 1), a virtio-scsi disk seen as
     /dev/sda (boot order 2, discard passed through), SeaBIOS retrying after 1 s when nothing
     boots, serial console written by virtlogd to ``console_log``. QEMU runs as root (static DAC
-    label) so that disks and logs may live in the lab's state directory."""
+    label) so that disks and logs may live in the lab's state directory. ``bridge``: the NIC sits
+    on that bridge instead of the libvirt network (a remote hypervisor's side of the lab network);
+    ``mtu``: the NIC's MTU, which the guest learns through virtio (``host_mtu``)."""
     cpu = "<cpu mode='host-passthrough'/>" if domain_type == "kvm" else ""
     uuid_el = "<uuid>%s</uuid>" % uuid if uuid else ""
     return """<domain type=%(type)s>
@@ -58,9 +62,9 @@ def domain_xml(name, mac, network, disk_path, console_log, memory_mib=512, vcpus
       <target dev='sda' bus='scsi'/>
       <boot order='2'/>
     </disk>
-    <interface type='network'>
-      <source network=%(network)s/>
-      <mac address=%(mac)s/>
+    <interface type=%(nic_type)s>
+      <source %(nic_source)s/>
+      <mac address=%(mac)s/>%(mtu)s
       <model type='virtio'/>
       <boot order='1'/>
     </interface>
@@ -75,7 +79,9 @@ def domain_xml(name, mac, network, disk_path, console_log, memory_mib=512, vcpus
 </domain>
 """ % {"type": quoteattr(domain_type), "name": name, "uuid": uuid_el, "mem": memory_mib, "vcpus": vcpus,
        "cpu": cpu, "disk": quoteattr(disk_path), "network": quoteattr(network), "mac": quoteattr(mac),
-       "log": quoteattr(console_log)}
+       "log": quoteattr(console_log), "nic_type": quoteattr("bridge" if bridge else "network"),
+       "nic_source": ("bridge=%s" % quoteattr(bridge)) if bridge else ("network=%s" % quoteattr(network)),
+       "mtu": "\n      <mtu size='%d'/>" % mtu if mtu else ""}
 
 
 _DEVICES = {"network": "interface", "disk": "disk"}

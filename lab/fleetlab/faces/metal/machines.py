@@ -270,7 +270,10 @@ class MachinesMixin:
         if action in ("off", "reset", "cycle"):
             self.pool.add_event(id, P.EV_PLANNED_REBOOT, action.upper())
         # like a BMC: accepted, but a machine held off by a power-off fault stays off
-        self.driver.switch_power(id, action)
+        try:
+            self.driver.switch_power(id, action)
+        except ValueError as exc:  # the machine's hypervisor (its BMC) does not answer
+            raise ApiError(503, "power %s: %s" % (action, exc))
         return 200, self._render_one(m["id"])
 
     def h_machine_ipmi(self, request, id):
