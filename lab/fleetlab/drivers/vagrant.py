@@ -93,11 +93,14 @@ class VagrantDriver(_libvirt_driver.LibvirtDriver):
     name = "vagrant"
 
     def _make_lab(self):
+        if self.hypervisor_specs:
+            raise ValueError("the vagrant driver runs its VMs on the lab's own libvirtd only: --hypervisor "
+                             "needs the libvirt driver")
         cls = _lab_class()
         return cls(self.state_dir, network=self.lease_network, cache_dir=self.cache_dir, memory_mib=self.memory,
                    vcpus=self.vcpus, accel=self.accel, loop_wait=self.loop_wait, log=_libvirt_driver.log.info)
 
-    def _create_vms(self, machines):
+    def _create_vms(self, machines, placed=None):
         return self.vm.add_machines([m["mac"] for m in machines])
 
 
