@@ -29,16 +29,12 @@ def _reason():
 
 
 @pytest.fixture
-def vm_host():
+def vm_host(vm_host):  # conftest's lock, after the reason to skip
     reason = _reason()
     if reason:
         print("SKIP fresh-host tests: %s" % reason)
         pytest.skip(reason)
-    import fcntl
-
-    with open("/run/fleetlab-vm-tests.lock", "w") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        yield
+    yield vm_host
 
 
 def _broken_libvirtd(tmp_path):

@@ -5,9 +5,8 @@ exist only inside those namespaces). Host B runs ``fleetlab hypervisor up``: a p
 TCP and a bridge with a VXLAN back to host A. The lab runs on host A and reaches B's libvirtd
 through libvirt's remote protocol from A's namespace, never through a local socket.
 
-The fast tests (specs, placement, the kernel overlay with its MTU, the hypervisor command) run
-everywhere VMs can. The VM test boots one VM per hypervisor; it takes several minutes under TCG and
-runs with ``FLEETLAB_MULTIHOST=1`` (``scripts/test-multihost.sh``), outside the test command.
+The VM test boots one VM per hypervisor (about 4 min 30 s under TCG); ``scripts/test-multihost.sh``
+runs this file alone. Figures: run with ``-s``.
 """
 import base64
 import json
@@ -221,9 +220,7 @@ def _plunder_wipe(plunder, address, mac):
 
 
 @pytest.mark.vm
-@pytest.mark.skipif(os.environ.get("FLEETLAB_MULTIHOST") != "1",
-                    reason="several minutes of VMs: run scripts/test-multihost.sh (FLEETLAB_MULTIHOST=1)")
-def test_two_hypervisors_one_vm_each(hosts, tmp_path):
+def test_two_hypervisors_one_vm_each(vm_host, hosts, tmp_path):
     reason = _reason()
     if reason:
         pytest.skip(reason)
@@ -321,7 +318,7 @@ def test_two_hypervisors_one_vm_each(hosts, tmp_path):
 
         wait_until(lambda: hv1()["state"] == "down", 60, step=1, what="the lab reporting hv1 down")
         figures["hypervisor gone -> reported"] = round(time.time() - t_gone, 1)
-        assert uri in hv1()["error"]
+        assert "does not answer" in hv1()["error"] or "closed" in hv1()["error"], hv1()
         text = _fleetlab("status", "--state", state).stdout
         assert "hv1 DOWN" in text, text
         assert {m["mac"]: m["power"] for m in _status(state)["machines"]}[remote] == "unknown"

@@ -24,17 +24,6 @@ def _reason():
     return host.cannot_run_vms()
 
 
-@pytest.fixture
-def vm_host():
-    """VM tests run one at a time on a host (also across pytest workers and runs): they share
-    libvirtd and the CPU."""
-    import fcntl
-
-    with open("/run/fleetlab-vm-tests.lock", "w") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        yield
-
-
 @pytest.fixture(scope="module")
 def os_image():
     reason = _reason()

@@ -13,15 +13,6 @@ from labclients import Metal, Plunder, allocate_body, wait_until
 pytestmark = [pytest.mark.lab, pytest.mark.vm]
 
 
-@pytest.fixture
-def vm_host():
-    import fcntl
-
-    with open("/run/fleetlab-vm-tests.lock", "w") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        yield
-
-
 def test_vagrant_machine_loops_installs_and_wipes(vm_host, tmp_path):
     from fleetlab.vm import host, images, vagrantenv
 

@@ -267,7 +267,7 @@ class LibvirtDriver(Driver):
             up = remote.alive()
             if not up and name not in self._hv_down:
                 self._hv_down[name] = remote.error
-                log.error("libvirt: hypervisor %s (%s) went away: %s; its machines are unreachable, the other "
+                log.error("libvirt: hypervisor %s (%s) went away (%s): its machines are unreachable, the other "
                           "hypervisors' keep working", name, remote.uri, remote.error)
                 changed = True
             elif up and name in self._hv_down:

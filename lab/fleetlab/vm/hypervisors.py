@@ -27,7 +27,9 @@ DISK_FORMAT = "qcow2"
 
 
 class HypervisorError(RuntimeError):
-    pass
+    def __init__(self, message, cause=None):
+        super().__init__(message)
+        self.cause = cause or message
 
 
 class Spec:
@@ -135,7 +137,8 @@ class Remote:
         try:
             netns.connect(self.underlay_ns, parsed.hostname, parsed.port or default, timeout=timeout).close()
         except OSError as exc:
-            raise HypervisorError("hypervisor %s (%s) does not answer: %s" % (self.name, self.uri, exc))
+            raise HypervisorError("hypervisor %s (%s) does not answer: %s" % (self.name, self.uri, exc),
+                                  "does not answer: %s" % exc)
 
     def open(self):
         libvirt = _libvirt()
@@ -144,7 +147,7 @@ class Remote:
         try:
             conn = netns.run_in(self.underlay_ns, libvirt.open, self.uri)
         except libvirt.libvirtError as exc:
-            raise HypervisorError("hypervisor %s (%s): %s" % (self.name, self.uri, exc))
+            raise HypervisorError("hypervisor %s (%s): %s" % (self.name, self.uri, exc), str(exc))
         try:
             conn.setKeepAlive(2, 3)
         except libvirt.libvirtError:
@@ -173,7 +176,7 @@ class Remote:
             self.open()
             return True
         except HypervisorError as exc:
-            self._down(str(exc))
+            self._down(exc.cause)
             return False
 
     def _down(self, cause):
