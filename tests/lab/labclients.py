@@ -143,3 +143,17 @@ def wait_until(predicate, timeout, what="condition", step=1.0):
         if time.time() > deadline:
             raise AssertionError("%s not reached within %ss" % (what, timeout))
         time.sleep(step)
+
+
+def vm_ssh(state_dir, mac, key, command):
+    """Run ``command`` on a libvirt lab VM over its 127.0.0.1 forward (``STATE/vm/ssh.json``) with ``key``."""
+    import subprocess
+
+    with open(os.path.join(state_dir, "vm", "ssh.json")) as f:
+        access = json.load(f)
+    entry = access["machines"][mac]
+    argv = ["ssh", "-F", "/dev/null", "-i", key, "-p", str(entry["ssh_port"]), "-o", "BatchMode=yes",
+            "-o", "ConnectTimeout=20", "-o", "StrictHostKeyChecking=yes",
+            "-o", "UserKnownHostsFile=" + access["known_hosts"], "-o", "HostKeyAlias=" + entry["name"],
+            "root@127.0.0.1", command]
+    return subprocess.run(argv, capture_output=True, text=True, timeout=120)

@@ -18,7 +18,7 @@ import uuid
 
 import pytest
 
-from labclients import PRIVATE_NET, Metal, Plunder, allocate_body, wait_until
+from labclients import PRIVATE_NET, Metal, Plunder, allocate_body, vm_ssh, wait_until
 
 pytestmark = [pytest.mark.lab]
 
@@ -185,17 +185,6 @@ def test_hypervisor_command_serves_libvirt_over_tcp_and_removes_what_it_made(hos
 
 # -- two hypervisors x one VM -------------------------------------------------------------------
 
-def _ssh(state, mac, key, command):
-    with open(os.path.join(state, "vm", "ssh.json")) as f:
-        access = json.load(f)
-    entry = access["machines"][mac]
-    argv = ["ssh", "-F", "/dev/null", "-i", key, "-p", str(entry["ssh_port"]), "-o", "BatchMode=yes",
-            "-o", "ConnectTimeout=20", "-o", "StrictHostKeyChecking=yes",
-            "-o", "UserKnownHostsFile=" + access["known_hosts"], "-o", "HostKeyAlias=" + entry["name"],
-            "root@127.0.0.1", command]
-    return subprocess.run(argv, capture_output=True, text=True, timeout=120)
-
-
 def _status(state):
     out = _fleetlab("status", "--json", "--state", state)
     return json.loads(out.stdout)
@@ -286,7 +275,7 @@ def test_two_hypervisors_one_vm_each(vm_host, hosts, tmp_path):
             for mac in (local, remote):
                 figures["round %d: lease to SSH on %s" % (round_no, where[mac])] = timings[mac]["lease_to_ssh"]
             for mac, hostname in ((via_plunder, "p%d" % round_no), (via_metal, "m%d" % round_no)):
-                ssh = _ssh(state, mac, key, "cat /etc/hostname; cat /sys/class/net/eth0/mtu")
+                ssh = vm_ssh(state, mac, key, "cat /etc/hostname; cat /sys/class/net/eth0/mtu")
                 assert ssh.returncode == 0, ssh.stderr
                 assert ssh.stdout.split() == [hostname, "1450"]  # the overlay's MTU, on both hypervisors
             t_wipe = time.time()

@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from labclients import PRIVATE_NET, Metal, Plunder, allocate_body, wait_until
+from labclients import PRIVATE_NET, Metal, Plunder, allocate_body, vm_ssh, wait_until
 
 pytestmark = [pytest.mark.lab, pytest.mark.vm]
 
@@ -81,17 +81,6 @@ def _wait_running(lab, timeout=1800):
     lab.wait_ready(timeout)
 
 
-def _ssh(state_dir, mac, key, command):
-    with open(os.path.join(state_dir, "vm", "ssh.json")) as f:
-        access = json.load(f)
-    entry = access["machines"][mac]
-    argv = ["ssh", "-F", "/dev/null", "-i", key, "-p", str(entry["ssh_port"]), "-o", "BatchMode=yes",
-            "-o", "ConnectTimeout=20", "-o", "StrictHostKeyChecking=yes",
-            "-o", "UserKnownHostsFile=" + access["known_hosts"], "-o", "HostKeyAlias=" + entry["name"],
-            "root@127.0.0.1", command]
-    return subprocess.run(argv, capture_output=True, text=True, timeout=120)
-
-
 #: The lab run as on a fresh or rebooted machine: a private mount namespace in which /run (so
 #: /run/libvirt, /run/netns, /run/fleetlab) and libvirt's state and cache directories start empty.
 FRESH_HOST = ["unshare", "--mount", "--propagation", "private", "--", "sh", "-ec",
@@ -157,12 +146,12 @@ def test_two_vms_loop_lease_install_ssh_wipe(os_image, vm_host, tmp_path):
 
         # 4. SSH with the lease's key runs real commands on each VM
         for mac, hostname in ((mac_p, "vm-plunder"), (mac_m, "vm-metal")):
-            out = _ssh(state, mac, key, "cat /etc/hostname; ip -4 -o addr show eth0; systemctl is-active ssh;"
+            out = vm_ssh(state, mac, key, "cat /etc/hostname; ip -4 -o addr show eth0; systemctl is-active ssh;"
                                         " containerd --version; runc --version | head -1; python3 -V")
             assert out.returncode == 0, out.stderr
             assert out.stdout.splitlines()[0] == hostname
             assert "containerd" in out.stdout and "runc version" in out.stdout and "Python 3" in out.stdout
-        assert "10.77.1.10/" in _ssh(state, mac_p, key, "ip -4 -o addr show eth0").stdout
+        assert "10.77.1.10/" in vm_ssh(state, mac_p, key, "ip -4 -o addr show eth0").stdout
         # plunder's own provisioning probe (parlay uptime over SSH) succeeds
         parlay = {"deployments": [{"name": "probe", "hosts": ["10.77.1.10"], "parallel": False,
                                    "parallelSessions": 0, "actions": [
@@ -184,7 +173,7 @@ def test_two_vms_loop_lease_install_ssh_wipe(os_image, vm_host, tmp_path):
         refused = wait_until(lambda: (lambda p: p if p and p["state"] != "Running" else None)(
             plunder.call("GET", "/parlay/logs/10-77-1-10").get("payload")), 60, step=0.5, what="refused wipe")
         assert refused["state"] == "Failed" and "status 1" in refused["entries"][-1]["error"], refused
-        still = _ssh(state, mac_p, key, "cat /etc/hostname && head -c 1048576 /dev/sda | tr -d '\\0' | wc -c")
+        still = vm_ssh(state, mac_p, key, "cat /etc/hostname && head -c 1048576 /dev/sda | tr -d '\\0' | wc -c")
         assert still.returncode == 0 and still.stdout.split()[0] == "vm-plunder", still.stderr
         assert int(still.stdout.split()[1]) > 0  # the disk's first MiB is not zeroed
 
