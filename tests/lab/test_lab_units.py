@@ -232,3 +232,47 @@ def test_the_lab_bmc_knows_which_systems_have_no_power(tmp_path):
     (tmp_path / "faults.json").write_text(json.dumps({
         "m1": {"kind": "power-off", "mac": "52:54:00:00:00:01"}, "m2": {"kind": "hang", "mac": "52:54:00:00:00:02"}}))
     assert held_off_systems(str(tmp_path)) == {"uuid-1"}
+
+
+class _VMStandIn:
+    """What the libvirt driver's run_command asks of its VMLab: SSH that answers or not, power."""
+
+    def __init__(self, answers):
+        self.answers = answers
+        self.powered = []
+        self.commands = []
+
+    def machine(self, mac):
+        return type("M", (), {"ip": "10.77.9.10", "hypervisor": "local"})()
+
+    def ssh_answers(self, mac, timeout=2.0):
+        return self.answers
+
+    def ssh(self, mac, command, timeout=None, stdin=None):
+        self.commands.append(command)
+        return 127, "", "tee: error while loading shared libraries"  # the zeroed disk
+
+    def power(self, mac, action):
+        self.powered.append((mac, action))
+
+
+@pytest.mark.parametrize("ssh_answers", [True, False])
+def test_libvirt_plunder_wipe_reboots_a_blank_machine_whether_or_not_ssh_answers(pool, ssh_answers):
+    """plunder's wipe map ends with a sysrq reboot over SSH. Once dd zeroed the disk the command
+    cannot run, and SSH itself may no longer answer (sshd cannot re-exec itself): either way the
+    lab reboots the machine out of band, as its kernel would, and it falls back into the loop."""
+    d = load_driver("libvirt")
+    d.pool = pool
+    d.vm = _VMStandIn(ssh_answers)
+    m = pool.machines()[0]
+    pool.set_columns(m["id"], disk_state="os")
+    reboot = ("tee /proc/sysrq-trigger", "b")
+    ok, _, err = d.run_command(m, reboot[0], timeout=2, stdin=reboot[1])
+    assert not ok and d.vm.powered == []  # the disk still holds its OS: nothing out of band
+    pool.set_columns(m["id"], disk_state="blank")
+    ok, _, err = d.run_command(m, reboot[0], timeout=2, stdin=reboot[1])
+    assert not ok and d.vm.powered == [(m["mac"], "reset")]
+    assert err == ("Process exited with status 127" if ssh_answers else "dial tcp 10.77.9.10:22: i/o timeout")
+    d.vm.powered.clear()
+    ok, _, _ = d.run_command(m, "uptime", stdin="b")  # any other command: no reboot
+    assert d.vm.powered == []

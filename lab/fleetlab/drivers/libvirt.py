@@ -525,18 +525,24 @@ class LibvirtDriver(Driver):
     def _run_command(self, machine, command, timeout=None, stdin=None):
         address = machine.get("address") or (self.vm.machine(machine["mac"]).ip if self.vm and
                                              self.vm.machine(machine["mac"]) else "0.0.0.0")
+        cmd = strip_sudo(command)
+        # plunder's wipe map: once dd has zeroed the disk, userland may no longer start (ld.so and
+        # tee are gone; sshd cannot re-exec itself for a new connection, so SSH may not even
+        # answer), so the sysrq reboot cannot run over SSH; the kernel would still reboot on it,
+        # which the lab does out of band.
+        blank_reboot = bool(SYSRQ_RE.search(cmd)) and str(stdin or "").strip() == "b" \
+            and self.pool.get(machine["id"])["disk_state"] == "blank"
         if not self.reachable(machine):
+            if blank_reboot:
+                log.info("libvirt: %s has a blank disk, no SSH, and asked for a sysrq reboot: resetting",
+                         machine["mac"])
+                self.vm.power(machine["mac"], "reset")
             return False, "", "dial tcp %s:22: i/o timeout" % address
         # parlay's "no timeout" arrives as a year: wait as long as the command runs
         limit = float(timeout) if timeout and float(timeout) < 86400 else None
         code, out, err = self.vm.ssh(machine["mac"], command, timeout=limit, stdin=stdin)
         output = (out + err).rstrip("\r\n")
-        cmd = strip_sudo(command)
-        if code != 0 and SYSRQ_RE.search(cmd) and str(stdin or "").strip() == "b" \
-                and self.pool.get(machine["id"])["disk_state"] == "blank":
-            # plunder's wipe map: once dd has zeroed the disk, userland may no longer start
-            # (ld.so and tee are gone), so the sysrq reboot cannot run over SSH; the kernel
-            # would still reboot on it, which the lab does out of band.
+        if code != 0 and blank_reboot:
             log.info("libvirt: %s has a blank disk and asked for a sysrq reboot: resetting", machine["mac"])
             self.vm.power(machine["mac"], "reset")
         if code is None:
