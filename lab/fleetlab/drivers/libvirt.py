@@ -100,7 +100,8 @@ class LibvirtDriver(Driver):
         self.placement = o.get("placement") or "round-robin"
         self.underlay_ns = o.get("underlay_netns") or None
         self.vtep = o.get("vtep") or None
-        self.vni = int(o.get("vni") or 7700)
+        from ..vm import overlay
+        self.vni = int(o.get("vni") or overlay.DEFAULT_VNI)
         self._hv_down = {}           # hypervisor name -> the cause, while it does not answer
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -167,16 +168,16 @@ class LibvirtDriver(Driver):
     def _start_bmc(self, machines):
         """A Redfish BMC for every VM (sushy-tools' emulator, see :mod:`fleetlab.vm.bmc`); the lab runs
         without one, and says so, when the emulator cannot start. Returns its address or the cause."""
-        from ..vm import bmc as vmbmc
+        from ..vm import bmc as vmbmc, hypervisors
         try:
             systems = {}
             bmc = None
             # one emulator per hypervisor, next to the libvirtd it drives or on the way to it
             for hv in self.vm.hypervisor_states():
                 ours = [m for m in machines if self.vm.machine(m["mac"]).hypervisor == hv["name"]]
-                if not ours and hv["name"] != "local":
+                local = hv["name"] == hypervisors.LOCAL
+                if not ours and not local:
                     continue
-                local = hv["name"] == "local"
                 emulator, forwarder = vmbmc.start(
                     self.state_dir, self.vm.uri if local else hv["uri"], self.vm.record,
                     ns=self.vm.ns if local else self.underlay_ns, name=None if local else hv["name"])
@@ -262,6 +263,7 @@ class LibvirtDriver(Driver):
     def _watch_hypervisors(self):
         """Whether each remote hypervisor answers; when one stops (or comes back) the log and the
         driver's health say so, and the power of its machines reads ``unknown`` (or what it is)."""
+        from ..vm import hypervisors
         changed = False
         for name, remote in self.vm.remotes.items():
             up = remote.alive()
@@ -276,7 +278,7 @@ class LibvirtDriver(Driver):
                 changed = True
         for m in self.pool.machines():
             vmm = self.vm.machine(m["mac"])
-            if vmm is None or vmm.hypervisor == "local":
+            if vmm is None or vmm.hypervisor == hypervisors.LOCAL:
                 continue
             if vmm.hypervisor in self._hv_down:
                 power = "unknown"

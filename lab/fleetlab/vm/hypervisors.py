@@ -13,7 +13,6 @@ A remote hypervisor is reached through libvirt's remote protocol (``qemu+tcp://`
 from the lab's underlay namespace; its VMs' disks are volumes of a storage pool the lab defines
 there. Nothing else is needed on that host: the VMs network-boot from the lab's boot service.
 """
-import socket
 import threading
 import time
 import urllib.parse
@@ -240,8 +239,3 @@ class Remote:
         pool.undefine()
         return True
 
-
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
