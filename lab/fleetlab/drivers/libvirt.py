@@ -186,8 +186,8 @@ class LibvirtDriver(Driver):
                 bmc = bmc or emulator
                 hv_systems = {m["mac"]: self.vm.domain(m["mac"]).UUIDString() for m in ours}
                 client = vmbmc.Client(emulator, hv_systems)
-                for mac, uuid in hv_systems.items():
-                    systems[mac] = (emulator, uuid)
+                for mac, system_id in hv_systems.items():
+                    systems[mac] = (emulator, system_id)
                     self._bmc[mac] = client
             vmbmc.write_map(self.state_dir, bmc, systems)
         except Exception as exc:  # the faces and the VMs work without it
